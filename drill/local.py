@@ -179,7 +179,7 @@ class MotoServer:
         import urllib.request
 
         # The endpoint is our own loopback http:// URL, never user input.
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
 
     def stop(self) -> None:
