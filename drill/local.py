@@ -76,8 +76,19 @@ class PgCluster:
         cluster = cls(root=root, settings=dict(settings or {}))
         subprocess.run(
             _as_postgres(
-                [str(PG_BIN / "initdb"), "-D", str(cluster.data_dir), "-U", "postgres", "-A", "trust",
-                 "--no-sync", "-E", "UTF8", "--locale=C"]
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(cluster.data_dir),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -104,8 +115,17 @@ class PgCluster:
     def start(self, timeout: int = 60) -> PgCluster:
         subprocess.run(
             _as_postgres(
-                [str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-                 "-t", str(timeout), "start"]
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(timeout),
+                    "start",
+                ]
             ),
             check=True,
             capture_output=True,

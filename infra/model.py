@@ -428,9 +428,7 @@ class Achieved:
     @property
     def met(self) -> bool:
         return (
-            self.source is not None
-            and self.source.rpo <= self.objective.rpo
-            and self.source.rto <= self.objective.rto
+            self.source is not None and self.source.rpo <= self.objective.rpo and self.source.rto <= self.objective.rto
         )
 
     def shortfall(self) -> str:

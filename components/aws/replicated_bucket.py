@@ -1,0 +1,360 @@
+"""A versioned, KMS-encrypted, private, access-logged S3 bucket that can replicate to the
+DR region: the store for user uploads (avatars, post images, attachments).
+
+The DR stack creates the destination (a ReplicatedBucket without `replicate_to`); the
+prod stack creates the source with `replicate_to` pointing at the peer's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, Retention
+
+from .kms import CustomerKey
+
+
+@dataclass
+class ReplicaTarget:
+    """Where a source bucket replicates to (the DR site's outputs)."""
+
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    region: str
+
+
+@dataclass
+class ReplicatedBucketArgs:
+    region: str
+    retention: Retention
+    kms_key: CustomerKey
+    log_bucket: AccessLogBucket
+    purpose: str = "user-files"
+    replicate_to: ReplicaTarget | None = None
+    object_lock: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def tls_and_kms_only_policy(bucket_arn: str, key_arn: str | None) -> str:
+    statements = [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    if key_arn:
+        # Objects put without a header get the bucket's default (this key); anything that
+        # asks for another algorithm or another key is refused.
+        statements += [
+            {
+                "Sid": "DenyOtherEncryption",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            },
+            {
+                "Sid": "DenyOtherKmsKeys",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}},
+            },
+        ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _private(name: str, bucket: aws.s3.Bucket, region: str, parent: pulumi.Resource) -> None:
+    opts = pulumi.ResourceOptions(parent=parent)
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access",
+        region=region,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=opts,
+    )
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        region=region,
+        bucket=bucket.id,
+        rule={"object_ownership": "BucketOwnerEnforced"},
+        opts=opts,
+    )
+
+
+class AccessLogBucket(pulumi.ComponentResource):
+    """`postoucancer:aws:AccessLogBucket`: where a site's buckets log every access.
+
+    S3 server access logging can only deliver to a bucket encrypted with SSE-S3, so this
+    bucket is the one exception to the customer-key rule; it is versioned, private,
+    TLS-only, and keeps logs as long as the plan's audit retention.
+    """
+
+    bucket: aws.s3.Bucket
+
+    def __init__(self, name: str, region: str, retention: Retention, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:AccessLogBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = aws.s3.Bucket(
+            name,
+            region=region,
+            tags={"purpose": "access-logs"},
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            region=region,
+            bucket=self.bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            region=region,
+            bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        _private(name, self.bucket, region, self)
+        account_id = aws.get_caller_identity_output().account_id
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            region=region,
+            bucket=self.bucket.id,
+            policy=pulumi.Output.all(self.bucket.arn, account_id).apply(lambda a: _log_bucket_policy(a[0], a[1])),
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            region=region,
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "id": "audit-retention",
+                    "status": "Enabled",
+                    "filter": {},
+                    "expiration": {"days": retention.audit_logs.days},
+                    "noncurrent_version_expiration": {"noncurrent_days": retention.deleted_files.days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": MULTIPART_ABORT.days},
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        self.register_outputs({"bucket": self.bucket.bucket})
+
+
+def _log_bucket_policy(bucket_arn: str, account_id: str) -> str:
+    policy = json.loads(tls_and_kms_only_policy(bucket_arn, None))
+    policy["Statement"].append(
+        {
+            "Sid": "S3ServerAccessLogsFromThisAccount",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
+    return json.dumps(policy)
+
+
+class ReplicatedBucket(pulumi.ComponentResource):
+    """`postoucancer:aws:ReplicatedBucket`."""
+
+    bucket: aws.s3.Bucket
+    versioning: aws.s3.BucketVersioning
+    replication: aws.s3.BucketReplicationConfig | None = None
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ReplicatedBucketArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:ReplicatedBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = args.region
+        self.bucket = aws.s3.Bucket(
+            name,
+            region=region,
+            object_lock_enabled=args.object_lock or None,
+            tags={"purpose": args.purpose, "backup": "true", **args.tags},
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        self.versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            region=region,
+            bucket=self.bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            region=region,
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": args.kms_key.arn,
+                    },
+                    # One data key per bucket instead of per object: fewer KMS calls, same key.
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=child,
+        )
+        _private(name, self.bucket, region, self)
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            region=region,
+            bucket=self.bucket.id,
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn).apply(
+                lambda a: tls_and_kms_only_policy(a[0], a[1])
+            ),
+            opts=child,
+        )
+        aws.s3.BucketLogging(
+            f"{name}-logging",
+            region=region,
+            bucket=self.bucket.id,
+            target_bucket=args.log_bucket.bucket.bucket,
+            target_prefix=f"{name}/",
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            region=region,
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "id": "deleted-files",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": args.retention.deleted_files.days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": MULTIPART_ABORT.days},
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
+        )
+        if args.replicate_to is not None:
+            self.replication = self._replicate(name, args, args.replicate_to)
+        # Exported only once versioning exists: the peer's replication needs it on this side.
+        self.arn = pulumi.Output.all(self.bucket.arn, self.versioning.id).apply(lambda a: a[0])
+        self.register_outputs({"arn": self.arn, "name": self.bucket.bucket})
+
+    def _replicate(
+        self, name: str, args: ReplicatedBucketArgs, target: ReplicaTarget
+    ) -> aws.s3.BucketReplicationConfig:
+        child = pulumi.ResourceOptions(parent=self)
+        account_id = aws.get_caller_identity_output().account_id
+        role = aws.iam.Role(
+            f"{name}-replication",
+            assume_role_policy=account_id.apply(
+                lambda a: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "s3.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                                "Condition": {"StringEquals": {"aws:SourceAccount": a}},
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-replication",
+            role=role.id,
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn, target.bucket_arn, target.kms_key_arn).apply(
+                lambda a: replication_policy(a[0], a[1], args.region, a[2], a[3], target.region)
+            ),
+            opts=child,
+        )
+        return aws.s3.BucketReplicationConfig(
+            f"{name}-replication",
+            region=args.region,
+            bucket=self.bucket.id,
+            role=role.arn,
+            rules=[
+                {
+                    "id": "to-dr-region",
+                    "status": "Enabled",
+                    "priority": 1,
+                    "filter": {},
+                    "delete_marker_replication": {"status": "Enabled"},
+                    "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
+                    "destination": {
+                        "bucket": target.bucket_arn,
+                        "storage_class": "STANDARD",
+                        "encryption_configuration": {"replica_kms_key_id": target.kms_key_arn},
+                        "replication_time": {
+                            "status": "Enabled",
+                            "time": {"minutes": int(REPLICATION_TIME_CONTROL.total_seconds() // 60)},
+                        },
+                        "metrics": {
+                            "status": "Enabled",
+                            "event_threshold": {"minutes": int(REPLICATION_TIME_CONTROL.total_seconds() // 60)},
+                        },
+                    },
+                }
+            ],
+            # S3 refuses a replication configuration on a bucket without versioning.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning, policy]),
+        )
+
+
+def replication_policy(
+    source_arn: str, source_key: str, source_region: str, dest_arn: str, dest_key: str, dest_region: str
+) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                    "Resource": source_arn,
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:GetObjectVersionForReplication",
+                        "s3:GetObjectVersionAcl",
+                        "s3:GetObjectVersionTagging",
+                    ],
+                    "Resource": f"{source_arn}/*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                    "Resource": f"{dest_arn}/*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": source_key,
+                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                    "Resource": dest_key,
+                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{dest_region}.amazonaws.com"}},
+                },
+            ],
+        }
+    )

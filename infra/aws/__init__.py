@@ -1,0 +1,13 @@
+"""The AWS realisation of a site: one module per concern, built in order."""
+
+from __future__ import annotations
+
+from infra.site import Site
+
+
+def build(site: Site) -> None:
+    # Imported here, in order: later concerns use what earlier ones put in site.parts.
+    from infra.aws import files
+
+    for concern in (files,):
+        concern.build(site)

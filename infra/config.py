@@ -1,0 +1,487 @@
+"""Typed, validated stack configuration.
+
+Everything comes from `pulumi.Config`'s store (the `postoucancer-dr:` namespace), so the
+program runs unchanged under the CLI and under any mock harness. Validation happens
+before a single resource is registered; a bad value raises `ConfigError`, whose one line
+names the key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from infra import model
+from infra.model import (
+    PLAN_OBJECTIVE,
+    RETENTION,
+    SCENARIO_OBJECTIVES,
+    SCHEDULES,
+    Objective,
+    Period,
+    Retention,
+    Scenario,
+    Tier,
+    Unit,
+    format_duration,
+)
+
+PROJECT = "postoucancer-dr"
+# Read with Config.require_secret by the components that need them; never validated
+# (or echoed) through the typed model.
+SECRET_KEYS = frozenset({"kubeconfig"})
+
+
+class ConfigError(pulumi.RunError):
+    """A configuration mistake: one line, no traceback (RunError prints none)."""
+
+
+# --- value parsers -------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip()
+    m = _DURATION.match(text)
+    if not text or not m or not any(m.groups()):
+        raise ValueError("a duration like 4h, 30m, 1h30m, 7d or 2w")
+    w, d, h, mi, s = (int(g or 0) for g in m.groups())
+    return timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+
+
+_PERIOD = re.compile(r"^(\d+)(d|w|mo|y)$")
+
+
+def parse_period(value: Any) -> Period:
+    if isinstance(value, Period):
+        return value
+    m = _PERIOD.match(str(value).strip())
+    if not m:
+        raise ValueError("a retention like 30d, 12w, 12mo or 7y")
+    return Period(int(m.group(1)), Unit(m.group(2)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+RetentionPeriod = Annotated[Period, BeforeValidator(parse_period)]
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Cloud(StrEnum):
+    AWS = "aws"
+    AZURE = "azure"
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    DR = "dr"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Regions(_Strict):
+    primary: str
+    dr: str
+
+
+class Objectives(_Strict):
+    rto: Duration = PLAN_OBJECTIVE.rto
+    rpo: Duration = PLAN_OBJECTIVE.rpo
+
+    @field_validator("rto", "rpo")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("a positive duration")
+        return v
+
+
+class RetentionOverrides(_Strict):
+    """Longer retention than the tier's minimum (never shorter)."""
+
+    daily: RetentionPeriod | None = None
+    weekly: RetentionPeriod | None = None
+    monthly: RetentionPeriod | None = None
+    yearly: RetentionPeriod | None = None
+
+
+class Alerts(_Strict):
+    emails: list[str] = Field(default_factory=list)
+    webhooks: list[str] = Field(default_factory=list)
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for e in v:
+            if not _EMAIL.match(e):
+                raise ValueError(f"an e-mail address, not {e!r}")
+        return v
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, v: list[str]) -> list[str]:
+        for u in v:
+            if not u.startswith("https://"):
+                raise ValueError(f"an https:// URL (alerts leave the account over TLS only), not {u!r}")
+        return v
+
+
+class Database(_Strict):
+    engine_version: str = Field("15", alias="engineVersion")
+    instance_class: str = Field("db.r6g.large", alias="instanceClass")
+    standby_instance_class: str | None = Field(None, alias="standbyInstanceClass")
+    allocated_storage_gb: int = Field(100, alias="allocatedStorageGb", ge=20, le=65536)
+    # The data size drives the RTO estimate (restore and load time).
+    size_gb: float = Field(20, alias="sizeGb", gt=0)
+    warm_standby: bool = Field(True, alias="warmStandby")
+    name: str = "postoucancer"
+
+
+class Redis(_Strict):
+    node_type: str = Field("cache.r6g.large", alias="nodeType")
+    replicas: int = Field(1, ge=1, le=5)
+
+
+class App(_Strict):
+    image: str = "ghcr.io/postoucancer/api:stable"
+    replicas: int = Field(3, ge=1, le=100)
+    # DR site before activation: 0 is pilot light, 1 is warm standby.
+    standby_replicas: int = Field(1, alias="standbyReplicas", ge=0, le=1)
+    health_path: str = Field("/health", alias="healthPath")
+    hostname: str | None = None
+
+
+class Network(_Strict):
+    vpc_id: str | None = Field(None, alias="vpcId")
+    subnet_ids: list[str] = Field(default_factory=list, alias="subnetIds")
+    cidr: str = "10.40.0.0/16"
+
+    @model_validator(mode="after")
+    def _both_or_none(self) -> Network:
+        if bool(self.vpc_id) != bool(self.subnet_ids):
+            raise ValueError("set both vpcId and subnetIds (an existing network) or neither")
+        if self.subnet_ids and len(self.subnet_ids) < 2:
+            raise ValueError("subnetIds needs at least two subnets in different availability zones")
+        return self
+
+
+class Dns(_Strict):
+    zone_name: str | None = Field(None, alias="zoneName")
+    record_name: str | None = Field(None, alias="recordName")
+    ttl: int = Field(60, ge=10, le=300)
+
+
+class StackConfig(_Strict):
+    cloud: Cloud
+    role: Role
+    tier: Tier
+    regions: Regions
+    peer_stack: str = Field(alias="peerStack")
+    activated: bool = False
+    objectives: Objectives | None = None
+    retention: RetentionOverrides = Field(default_factory=RetentionOverrides)
+    vault_lock: bool | None = Field(None, alias="vaultLock")
+    alerts: Alerts = Field(default_factory=Alerts)
+    database: Database = Field(default_factory=Database)
+    redis: Redis = Field(default_factory=Redis)
+    app: App = Field(default_factory=App)
+    network: Network = Field(default_factory=Network)
+    dns: Dns = Field(default_factory=Dns)
+    kubeconfig: Any = None  # a secret; read with Config.require_secret, never through here
+
+    # --- derived views ---------------------------------------------------------------
+    @property
+    def region(self) -> str:
+        """The region this stack's site lives in."""
+        return self.regions.primary if self.role is Role.PRIMARY else self.regions.dr
+
+    @property
+    def peer_region(self) -> str:
+        return self.regions.dr if self.role is Role.PRIMARY else self.regions.primary
+
+    @property
+    def retention_policy(self) -> Retention:
+        base = RETENTION[self.tier]
+        o = self.retention
+        return Retention(
+            daily=o.daily or base.daily,
+            weekly=o.weekly or base.weekly,
+            monthly=o.monthly or base.monthly,
+            yearly=o.yearly or base.yearly,
+        )
+
+    @property
+    def locked(self) -> bool:
+        """Backup stores under a compliance-mode lock: on by default in prod only."""
+        return self.vault_lock if self.vault_lock is not None else self.tier is Tier.PROD
+
+    @property
+    def scenario_objectives(self) -> dict[Scenario, Objective] | None:
+        """Per scenario: the plan's objective, tightened by the stack's declared one."""
+        declared = self.objectives or (Objectives() if self.tier is Tier.PROD else None)
+        if declared is None:
+            return None  # staging declares none unless set: the plan's objectives are production's
+        return {
+            s: Objective(rto=min(o.rto, declared.rto), rpo=min(o.rpo, declared.rpo))
+            for s, o in SCENARIO_OBJECTIVES.items()
+        }
+
+    @property
+    def topology(self) -> model.Topology:
+        return model.Topology(
+            tier=self.tier,
+            database_size_gb=self.database.size_gb,
+            warm_standby=self.database.warm_standby,
+            vault_locked=self.locked,
+        )
+
+
+# --- loading ------------------------------------------------------------------------
+
+_FIXES = {
+    "cloud": "pulumi config set cloud aws   (or azure)",
+    "role": "pulumi config set role primary   (or dr)",
+    "tier": "pulumi config set tier prod   (or staging)",
+    "peerStack": "pulumi config set peerStack <org>/postoucancer-dr/<peer stack>",
+    "regions": "pulumi config set --path regions.primary eu-west-3; pulumi config set --path regions.dr eu-central-1",
+}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1] = f"{parts[-1]}[{p}]"
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def _lookup(raw: dict[str, Any], loc: tuple[Any, ...]) -> Any:
+    cur: Any = raw
+    for p in loc:
+        try:
+            cur = cur[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return cur
+
+
+def _fix_for(path: str, value: Any) -> str:
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    if top in _FIXES:
+        return _FIXES[top]
+    shown = "<value>" if value is None else json.dumps(value) if not isinstance(value, str) else value
+    return f"pulumi config set --path {path} {shown}"
+
+
+def _known_fields(cls: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    known: dict[str, type[BaseModel] | None] = {}
+    for name, f in cls.model_fields.items():
+        sub = f.annotation
+        nested = None
+        for cand in (sub, *getattr(sub, "__args__", ())):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                nested = cand
+        known[f.alias or name] = nested
+    return known
+
+
+def _unknown_keys(raw: dict[str, Any], cls: type[BaseModel], prefix: str = "") -> list[str]:
+    """Typos first: a misspelt key would otherwise surface as a confusing 'missing' error."""
+    messages = []
+    known = _known_fields(cls)
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean '{prefix}{close[0]}'? " if close else ""
+            messages.append(
+                f"config key '{PROJECT}:{path}' is unknown: {hint}"
+                f"fix: pulumi config rm --path {path}   (known keys: {', '.join(sorted(known))})"
+            )
+        elif known[key] is not None and isinstance(value, dict):
+            messages.extend(_unknown_keys(value, known[key], f"{path}."))
+    return messages
+
+
+def _decode(value: str) -> Any:
+    """Pulumi passes every value as a string; structured ones are JSON."""
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value
+
+
+def raw_config() -> dict[str, Any]:
+    """This project's config values (secrets excluded), decoded."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    # The CLI hands config over either as the PULUMI_CONFIG bag or through set_all_config
+    # (depending on the language host); pulumi.Config reads both, and so does this.
+    merged = {**get_config_env(), **CONFIG.get()}
+    prefix = f"{PROJECT}:"
+    return {
+        k[len(prefix) :]: _decode(v)
+        for k, v in merged.items()
+        if k.startswith(prefix) and k[len(prefix) :] not in SECRET_KEYS
+    }
+
+
+def parse(raw: dict[str, Any], aws_region: str | None = None) -> StackConfig:
+    """Validate `raw` (this project's keys, decoded) into a StackConfig or raise ConfigError."""
+    unknown = _unknown_keys(raw, StackConfig)
+    if unknown:
+        raise ConfigError(unknown[0])
+    try:
+        cfg = StackConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        # A model-level check reports at its parent; keep the path of what was set.
+        path = _key_path(loc) or "(root)"
+        value = _lookup(raw, loc)
+        if err["type"] == "missing":
+            raise ConfigError(f"config key '{PROJECT}:{path}' is missing: fix: {_fix_for(path, None)}") from None
+        expected = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"config key '{PROJECT}:{path}' = {json.dumps(value)} is invalid: expected {expected}; "
+            f"fix: {_fix_for(path, value)}"
+        ) from None
+    _check_semantics(cfg, aws_region)
+    return cfg
+
+
+def _bad(path: str, value: Any, why: str, fix: str) -> ConfigError:
+    return ConfigError(f"config key '{PROJECT}:{path}' = {json.dumps(value, default=str)} {why}; fix: {fix}")
+
+
+def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
+    pattern = _REGION if cfg.cloud is Cloud.AWS else _AZURE_REGION
+    for which in ("primary", "dr"):
+        value = getattr(cfg.regions, which)
+        if not pattern.match(value):
+            example = "eu-west-3" if cfg.cloud is Cloud.AWS else "francecentral"
+            raise _bad(
+                f"regions.{which}",
+                value,
+                f"is not a {cfg.cloud.value} region name",
+                f"pulumi config set --path regions.{which} {example}",
+            )
+    if cfg.regions.primary == cfg.regions.dr:
+        raise _bad(
+            "regions.dr",
+            cfg.regions.dr,
+            "equals regions.primary: a DR site in the same region survives no regional outage",
+            "pulumi config set --path regions.dr <another region, e.g. eu-central-1>",
+        )
+    if cfg.cloud is Cloud.AWS and aws_region and aws_region != cfg.region:
+        raise ConfigError(
+            f"config key 'aws:region' = \"{aws_region}\" differs from this {cfg.role.value} site's region "
+            f'regions.{"primary" if cfg.role is Role.PRIMARY else "dr"} = "{cfg.region}"; '
+            f"fix: pulumi config set aws:region {cfg.region}"
+        )
+    if len(cfg.peer_stack.split("/")) != 3 or not all(cfg.peer_stack.split("/")):
+        raise _bad(
+            "peerStack",
+            cfg.peer_stack,
+            "is not a fully qualified stack name",
+            f"pulumi config set peerStack organization/{PROJECT}/<peer stack>",
+        )
+    if cfg.activated and cfg.role is not Role.DR:
+        raise _bad(
+            "activated",
+            True,
+            "is only meaningful on the dr site (it promotes the DR site)",
+            "pulumi config rm activated",
+        )
+    if cfg.objectives is not None:
+        for key in ("rto", "rpo"):
+            declared = getattr(cfg.objectives, key)
+            plan = getattr(PLAN_OBJECTIVE, key)
+            if declared > plan:
+                raise _bad(
+                    f"objectives.{key}",
+                    format_duration(declared),
+                    f"is looser than the plan's {format_duration(plan)}",
+                    f"pulumi config set --path objectives.{key} {format_duration(plan)}",
+                )
+        floor = SCHEDULES.wal_archive_every
+        if cfg.objectives.rpo < floor:
+            raise _bad(
+                "objectives.rpo",
+                format_duration(cfg.objectives.rpo),
+                f"is tighter than the schedules can achieve: WAL is shipped every {format_duration(floor)}",
+                f"pulumi config set --path objectives.rpo {format_duration(floor)}   (or longer)",
+            )
+    base = RETENTION[cfg.tier]
+    for gen in ("daily", "weekly", "monthly", "yearly"):
+        override = getattr(cfg.retention, gen)
+        if override is None:
+            continue
+        minimum = getattr(base, gen)
+        if minimum is None:
+            raise _bad(
+                f"retention.{gen}",
+                str(override),
+                f"names a generation the {cfg.tier.value} tier does not keep",
+                f"pulumi config rm --path retention.{gen}",
+            )
+        if override.days < minimum.days:
+            raise _bad(
+                f"retention.{gen}",
+                str(override),
+                f"is shorter than the plan's minimum of {minimum} for the {cfg.tier.value} tier",
+                f"pulumi config set --path retention.{gen} {minimum}",
+            )
+    if cfg.tier is Tier.PROD and cfg.vault_lock is False:
+        raise _bad(
+            "vaultLock",
+            False,
+            "would leave production backups deletable (ransomware scenario)",
+            "pulumi config rm vaultLock",
+        )
+
+
+def check_objectives(cfg: StackConfig) -> list[model.Achieved]:
+    """The achieved RPO/RTO per scenario; raises ConfigError naming each missed scenario."""
+    objectives = cfg.scenario_objectives
+    achieved = model.achieved_objectives(cfg.topology, objectives)
+    if objectives is not None:
+        missed = [a for a in achieved if not a.met]
+        if missed:
+            raise ConfigError(
+                "the declared topology misses its objectives: "
+                + " | ".join(a.shortfall() for a in missed)
+                + "; fix: enable database.warmStandby / vaultLock, shrink database.sizeGb, "
+                "or relax objectives within the plan"
+            )
+    return achieved
+
+
+def load() -> StackConfig:
+    """The current stack's configuration, validated; raises ConfigError."""
+    aws_region = pulumi.Config("aws").get("region")
+    return parse(raw_config(), aws_region)

@@ -1,0 +1,337 @@
+"""Run the real stack program offline under Pulumi's mock runtime and record everything.
+
+Used by the offline plan (`python -m infra.plan`), the tests and the offline policy
+runner. Each run happens in its own `contextvars` context, so several stacks run in one
+process; resource options (protect, parent, provider, dependencies) are captured from the
+registration requests, which `Mocks.new_resource` does not see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import runpy
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "infra" / "__main__.py"
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class Recorded:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    parent: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+    custom: bool = True
+
+    @property
+    def region(self) -> str | None:
+        return self.inputs.get("region") or self.outputs.get("region")
+
+    @property
+    def parent_type(self) -> str:
+        return self.parent.split("::")[2].split("$")[-1] if self.parent else ""
+
+
+@dataclass
+class StackRun:
+    stack: str
+    config: dict[str, str]
+    resources: list[Recorded]
+    outputs: dict[str, Any]
+    logs: list[tuple[str, str]]
+
+    def of_type(self, type_: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name_contains: str = "") -> Recorded:
+        found = [r for r in self.of_type(type_) if name_contains in r.name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_} named *{name_contains}*, found {[r.name for r in found]}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Recorded | None:
+        return next((r for r in self.resources if r.urn == urn), None)
+
+    def children_of(self, parent: Recorded) -> list[Recorded]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    @property
+    def types(self) -> set[str]:
+        return {r.type for r in self.resources}
+
+
+def stack_config_file(stack: str) -> Path:
+    return ROOT / f"Pulumi.{stack}.yaml"
+
+
+def load_stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` map of Pulumi.<stack>.yaml (secure values become placeholders)."""
+    path = stack_config_file(stack)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no stack file {path.name}: known stacks are "
+            f"{', '.join(sorted(p.stem.split('.', 1)[1] for p in ROOT.glob('Pulumi.*.yaml')))}"
+        )
+    data = yaml.safe_load(path.read_text()) or {}
+    return dict(data.get("config") or {})
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _fake_id(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:12]
+
+
+class _Mocks:
+    """Answers registrations with inputs plus plausible computed attributes (ARNs, ids)."""
+
+    def __init__(self, stack: str, default_region: str | None, peer_outputs: dict[str, Any] | None):
+        self.stack = stack
+        self.default_region = default_region or "eu-west-3"
+        self.peer_outputs = peer_outputs
+
+    def new_resource(self, args):  # pulumi.runtime.MockResourceArgs
+        if args.typ == "pulumi:pulumi:StackReference":
+            outputs = self.peer_outputs or {}
+            return f"{args.name}-id", {"name": args.inputs.get("name"), "outputs": outputs, "secretOutputNames": []}
+        state = dict(args.inputs)
+        region = state.get("region") or self.default_region
+        state.setdefault("region", region) if args.typ.startswith("aws:") else None
+        rid = _fake_id(self.stack, args.typ, args.name)
+        pkg, _, kind = args.typ.partition(":")
+        module = kind.split("/", 1)[0]
+        if args.typ == "aws:s3/bucket:Bucket":
+            name = state.get("bucket") or f"{args.name}-{rid[:8]}"
+            state.update(
+                bucket=name,
+                arn=f"arn:aws:s3:::{name}",
+                bucketDomainName=f"{name}.s3.amazonaws.com",
+                bucketRegionalDomainName=f"{name}.s3.{region}.amazonaws.com",
+            )
+            return name, state
+        if args.typ == "aws:kms/key:Key":
+            key_id = f"{rid[:8]}-{rid[8:12]}-4000-8000-{rid}"
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}")
+            return key_id, state
+        if args.typ == "aws:iam/role:Role":
+            name = state.get("name") or f"{args.name}-{rid[:7]}"
+            state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}", uniqueId=f"AROA{rid.upper()}")
+            return name, state
+        if pkg == "aws":
+            name = state.get("name") or f"{args.name}-{rid[:7]}"
+            state.setdefault("name", name)
+            state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT}:{args.name}/{rid}")
+            return f"{module}-{rid}", state
+        return f"{args.name}-{rid}", state
+
+    def call(self, args):  # pulumi.runtime.MockCallArgs
+        tok = args.token
+        if tok == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/offline",
+                "userId": "OFFLINE",
+                "id": ACCOUNT,
+            }
+        if tok == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if tok == "aws:index/getRegion:getRegion":
+            region = args.args.get("region") or self.default_region
+            return {"name": region, "region": region, "id": region}
+        if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            region = args.args.get("region") or self.default_region
+            names = [f"{region}{s}" for s in "abc"]
+            return {"names": names, "zoneIds": names, "id": region}
+        return {}
+
+
+def _make_monitor(mocks: _Mocks, records: list[Recorded]):
+    from pulumi.runtime import mocks as pm
+    from pulumi.runtime import rpc
+
+    class RecordingMonitor(pm.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                reg = self.resources.get(response.urn)
+                records.append(
+                    Recorded(
+                        type=request.type,
+                        name=request.name,
+                        urn=response.urn,
+                        inputs=_plain(rpc.deserialize_properties(request.object)),
+                        outputs=_plain(reg.state) if reg else {},
+                        parent=request.parent,
+                        protect=bool(request.protect),
+                        retain_on_delete=bool(request.retainOnDelete),
+                        delete_before_replace=bool(request.deleteBeforeReplace),
+                        dependencies=list(request.dependencies),
+                        provider=request.provider,
+                        custom=bool(request.custom),
+                    )
+                )
+            return response
+
+        def ReadResource(self, request):
+            response = super().ReadResource(request)
+            reg = self.resources.get(response.urn)
+            records.append(
+                Recorded(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs={},
+                    outputs=_plain(reg.state) if reg else {},
+                    parent=request.parent,
+                )
+            )
+            return response
+
+    return RecordingMonitor(mocks)
+
+
+def _plain(value: Any) -> Any:
+    """Strip the runtime's secret wrappers so that records are plain data."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _LogCapture:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+
+    def _add(self, level: str, msg: str) -> None:
+        self.entries.append((level, str(msg)))
+
+    def debug(self, msg, *a, **k):
+        pass
+
+    def info(self, msg, *a, **k):
+        self._add("info", msg)
+
+    def warning(self, msg, *a, **k):
+        self._add("warning", msg)
+
+    warn = warning
+
+    def error(self, msg, *a, **k):
+        self._add("error", msg)
+
+
+def run_stack(
+    stack: str,
+    config: dict[str, Any] | None = None,
+    peer_outputs: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> StackRun:
+    """Run infra/__main__.py for `stack` under mocks.
+
+    config: the stack's config map (default: Pulumi.<stack>.yaml); overrides: keys to set
+    on top ("postoucancer-dr:activated": True); remove: keys to drop; peer_outputs: what the
+    StackReference to the peer answers (None: the peer has no outputs yet).
+    """
+    cfg = dict(load_stack_config(stack) if config is None else config)
+    cfg.update(overrides or {})
+    for key in remove:
+        cfg.pop(key, None)
+    secret_keys = [k for k, v in cfg.items() if _is_secure(v)]
+    encoded = {k: ("[secret]" if _is_secure(v) else _encode(v)) for k, v in cfg.items()}
+    records: list[Recorded] = []
+    logs = _LogCapture()
+
+    def _run() -> dict[str, Any]:
+        import pulumi
+        from pulumi.runtime import settings
+        from pulumi.runtime import stack as rt_stack
+        from pulumi.runtime.config import set_all_config
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            mocks = _Mocks(stack, cfg.get("aws:region"), peer_outputs)
+            monitor = _make_monitor(mocks, records)
+            set_all_config(encoded, secret_keys)
+            pulumi.runtime.set_mocks(
+                mocks, project="postoucancer-dr", stack=stack, preview=False, monitor=monitor, logger=logs
+            )  # type: ignore[arg-type]
+            settings.SETTINGS.organization = "organization"
+            with warnings.catch_warnings():
+                # The SDKs' own modules warn about their own deprecations; ours must not.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi(_aws|_kubernetes)?\b.*")
+                runpy.run_path(str(PROGRAM), run_name="__main__")
+                loop.run_until_complete(rt_stack.wait_for_rpcs())
+                root = pulumi.runtime.settings.get_root_resource()
+                outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {}) or {}))
+            return outputs
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    outputs = contextvars.copy_context().run(_run)
+    return StackRun(stack=stack, config=encoded, resources=records, outputs=outputs, logs=logs.entries)
+
+
+async def _resolve(outputs: dict[str, Any]) -> dict[str, Any]:
+    import pulumi
+
+    resolved = {}
+    for key, value in outputs.items():
+        resolved[key] = _plain(await pulumi.Output.from_input(value).future())
+    return resolved
+
+
+# Site pairs: (primary stack, DR stack).
+PAIRS = {"prod": ("prod", "dr"), "staging": ("staging", "staging-dr")}
+
+
+@dataclass
+class PairRun:
+    primary: StackRun
+    dr: StackRun
+    bootstrap: list[StackRun]  # every pass, in the order a real first deployment makes them
+
+
+def run_pair(
+    primary: str, dr: str, dr_overrides: dict[str, Any] | None = None, primary_overrides: dict[str, Any] | None = None
+) -> PairRun:
+    """The documented bootstrap order: dr (nothing to read yet) → primary (replicates into
+    dr's outputs) → dr again (reads the primary's outputs: replica source, DNS target)."""
+    first_dr = run_stack(dr, overrides=dr_overrides)
+    prim = run_stack(primary, peer_outputs=first_dr.outputs, overrides=primary_overrides)
+    final_dr = run_stack(dr, peer_outputs=prim.outputs, overrides=dr_overrides)
+    return PairRun(primary=prim, dr=final_dr, bootstrap=[first_dr, prim, final_dr])
