@@ -1,0 +1,5 @@
+import sys
+
+from lambdas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Storage adapters: one small module per object store (boto3 loads only when used)."""

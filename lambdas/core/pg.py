@@ -1,0 +1,161 @@
+"""PostgreSQL access: credentials to libpq settings, exported snapshots, row counts.
+
+Credentials come from a DSN, from a secret (Secrets Manager JSON, fetched by the caller's
+resolver) or from the PG* libpq environment. They reach the client tools through their
+environment (never argv, never a log line).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import InvalidRequest
+
+# libpq keyword <-> environment variable (the subset a backup function needs)
+_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "dbname": "PGDATABASE",
+    "service": "PGSERVICE",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+# Secrets Manager's RDS secret JSON -> libpq keyword
+_SECRET_KEYS = {"host": "host", "port": "port", "username": "user", "user": "user", "password": "password",
+                "dbname": "dbname", "sslmode": "sslmode"}
+
+
+def pg_bin(tool: str) -> str:
+    """Find a PostgreSQL client tool: $PG_BIN, then PATH."""
+    if os.environ.get("PG_BIN"):
+        return str(Path(os.environ["PG_BIN"]) / tool)
+    found = shutil.which(tool)
+    if not found:
+        raise FileNotFoundError(f"{tool} not found: install the PostgreSQL 15 client or set PG_BIN")
+    return found
+
+
+class DbConn:
+    """libpq parameters for one server; repr never shows the password."""
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self._params = {k: str(v) for k, v in params.items() if v not in (None, "")}
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        dsn: str | None = None,
+        secret_arn: str | None = None,
+        secret_resolver: Callable[[str], Mapping[str, Any]] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> DbConn:
+        environ = os.environ if environ is None else environ
+        if dsn:
+            try:
+                return cls(conninfo_to_dict(dsn))
+            except psycopg.ProgrammingError:
+                # The message could quote the DSN (and its password): do not pass it on.
+                fix = "use key=value pairs (host=... port=... user=...) or a postgresql:// URI"
+                problem = "is not a valid libpq connection string"
+                raise InvalidRequest([{"field": "db_dsn", "problem": problem, "fix": fix}]) from None
+        if secret_arn:
+            if secret_resolver is None:
+                raise RuntimeError("a secret ARN was given but no secret resolver")
+            secret = secret_resolver(secret_arn)
+            return cls({_SECRET_KEYS[k]: v for k, v in secret.items() if k in _SECRET_KEYS})
+        return cls({k: environ[v] for k, v in _ENV.items() if environ.get(v)})
+
+    def with_db(self, dbname: str) -> DbConn:
+        return DbConn({**self._params, "dbname": dbname})
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for pg_dump / pg_restore: the caller's minus its PG*, plus ours."""
+        base = os.environ if base is None else base
+        env = {k: v for k, v in base.items() if not k.startswith("PG") or k == "PG_BIN"}
+        env.update({_ENV[k]: v for k, v in self._params.items() if k in _ENV})
+        env.setdefault("PGCONNECT_TIMEOUT", "15")
+        return env
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection:
+        params = {"connect_timeout": "15", **self._params}
+        return psycopg.connect(make_conninfo(**params), **kwargs)
+
+    @property
+    def dbname(self) -> str | None:
+        return self._params.get("dbname")
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k == "password" else v) for k, v in self._params.items()}
+        return f"DbConn({shown})"
+
+
+def tool_version(tool: str) -> str:
+    out = subprocess.run([pg_bin(tool), "--version"], capture_output=True, text=True, check=True, timeout=30)
+    return out.stdout.strip()
+
+
+def user_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        """
+        SELECT n.nspname, c.relname
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+        ORDER BY 1, 2
+        """
+    ).fetchall()
+    return [(s, t) for s, t in rows]
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Exact per-table row counts, keyed "schema.table", in the connection's snapshot."""
+    counts = {}
+    for schema, table in user_tables(conn):
+        q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        counts[f"{schema}.{table}"] = conn.execute(q).fetchone()[0]
+    return counts
+
+
+@contextmanager
+def exported_snapshot(db: DbConn) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A read-only REPEATABLE READ transaction and its exported snapshot id.
+
+    pg_dump --snapshot=<id> dumps exactly what this transaction sees, so the row counts
+    taken here describe the dump even while the application writes.
+    """
+    conn = db.connect(autocommit=False)
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        yield conn, snapshot
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    return conn.execute("SELECT version()").fetchone()[0]

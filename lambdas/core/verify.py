@@ -1,0 +1,249 @@
+"""Verify: restore a backup into a scratch database, streamed, and prove it matches its manifest.
+
+Checks, in this order, and the first that fails names the cause:
+manifest present and well-formed -> object present, same size, same encryption key ->
+(restore while re-hashing the stream) SHA-256 -> zstd frame complete -> pg_restore exit
+status -> per-table row counts -> SQL probes -> (optional) backup age.
+A checksum mismatch fails the verify even when pg_restore accepted the data.
+The scratch database is always dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import sql
+
+from . import layout
+from .audit import Actor, AuditEvent
+from .config import Probe, VerifyRequest
+from .errors import DataPlaneError, NotFound, VerifyFailed
+from .manifest import Manifest
+from .pg import DbConn, pg_bin, row_counts
+from .storage import ObjectStore, WriteOptions
+from .stream import VerifyingReader
+
+
+@dataclass
+class VerifyResult:
+    status: str  # passed
+    manifest_key: str
+    object_key: str
+    restore_seconds: float
+    duration_seconds: float
+    backup_age_seconds: float
+    row_counts: dict[str, int]
+    probes: dict[str, Any] = field(default_factory=dict)
+    record_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def newest_manifest(store: ObjectStore, prefix: str, database: str) -> str:
+    keys = [k for k in store.list_keys(layout.manifests_prefix(prefix, database)) if k.endswith(".json")]
+    if not keys:
+        raise VerifyFailed(f"no backup of {database!r} under {layout.manifests_prefix(prefix, database)}",
+                           cause="no_backup", database=database)
+    return max(keys)
+
+
+def _tail(path: str, limit: int = 2000) -> str:
+    with open(path, "rb") as f:
+        return f.read()[-limit:].decode(errors="replace").strip()
+
+
+def run_verify(
+    req: VerifyRequest,
+    store: ObjectStore,
+    db: DbConn,
+    *,
+    actor: Actor,
+    telemetry: Any = None,
+    run_id: str | None = None,
+) -> VerifyResult:
+    from .telemetry import Telemetry
+
+    tel = telemetry or Telemetry()
+    log = tel.log
+    t0 = time.monotonic()
+    run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    resource: dict[str, Any] = {"database": req.database, "run_id": run_id, "manifest_key": req.manifest_key}
+    manifest: Manifest | None = None
+    try:
+        mkey = req.manifest_key or newest_manifest(store, req.prefix, req.database)
+        resource["manifest_key"] = mkey
+        manifest = _load_manifest(store, mkey)
+        resource.update(object_key=manifest.object_key, version_id=manifest.version_id,
+                        slot=layout.slot_id(manifest.slot))
+        log.info("verify starting", extra=resource)
+        result = _verify(req, store, db, mkey, manifest, run_id, log)
+    except Exception as exc:
+        cause = exc.cause if isinstance(exc, DataPlaneError) else type(exc).__name__
+        details = exc.details if isinstance(exc, DataPlaneError) else {}
+        duration = time.monotonic() - t0
+        tel.publish(req.database, {"VerifySuccess": (0, "Count"), "VerifyDurationSeconds": (duration, "Seconds")})
+        tel.audit(AuditEvent("backup.verify", "failure", actor, resource, reason=cause,
+                             details={"error": str(exc)[:1000], **_jsonable(details)}))
+        log.error("verify failed", extra={**resource, "cause": cause, "error": str(exc)[:1000]})
+        if req.record and manifest is not None:
+            _record(store, req, manifest, run_id, {"status": "failed", "cause": cause, "error": str(exc)[:2000],
+                                                   "details": _jsonable(details)}, log)
+        raise
+    result.duration_seconds = time.monotonic() - t0
+    if req.record:
+        result.record_key = _record(store, req, manifest, run_id, {"status": "passed", **result.as_dict()}, log)
+    tel.publish(req.database, {
+        "VerifySuccess": (1, "Count"), "VerifyDurationSeconds": (result.duration_seconds, "Seconds"),
+        "RestoreDurationSeconds": (result.restore_seconds, "Seconds"),
+        "BackupBytes": (manifest.stored_bytes, "Bytes"), "BackupAgeSeconds": (result.backup_age_seconds, "Seconds"),
+    })
+    tel.audit(AuditEvent("backup.verify", "success", actor, resource,
+                         details={"restore_seconds": round(result.restore_seconds, 3),
+                                  "tables": len(result.row_counts)}))
+    log.info("verify passed", extra={**resource, "restore_seconds": round(result.restore_seconds, 3)})
+    return result
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(d, default=str))
+
+
+def _load_manifest(store: ObjectStore, key: str) -> Manifest:
+    try:
+        raw = store.read(key)
+    except NotFound:
+        raise VerifyFailed(f"manifest {key} not found", cause="manifest_missing", manifest_key=key) from None
+    return Manifest.parse(raw, key)
+
+
+def _record(store, req, manifest: Manifest, run_id: str, body: dict, log) -> str | None:
+    key = layout.verification_key(req.prefix, req.database, manifest.slot, run_id)
+    try:
+        store.put(key, json.dumps({"manifest_key": body.get("manifest_key"), **body}, default=str).encode(),
+                  WriteOptions(encryption_key=manifest.encryption_key))
+    except Exception as exc:  # the record is evidence, not the verdict: never mask the result
+        log.warning("could not write the verification record", extra={"key": key, "error": str(exc)[:500]})
+        return None
+    return key
+
+
+def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Manifest, run_id: str, log):
+    try:
+        head = store.head(m.object_key, m.version_id)
+    except NotFound:
+        raise VerifyFailed(f"backup object {m.object_key} (version {m.version_id}) not found",
+                           cause="object_missing", object_key=m.object_key, version_id=m.version_id) from None
+    if head.size != m.stored_bytes:
+        raise VerifyFailed(
+            f"backup object {m.object_key} has {head.size} bytes, manifest says {m.stored_bytes}"
+            + (" (truncated)" if head.size < m.stored_bytes else ""),
+            cause="object_size_mismatch", expected=m.stored_bytes, actual=head.size, object_key=m.object_key)
+    if head.encryption_key is not None and head.encryption_key != m.encryption_key:
+        raise VerifyFailed(f"backup object is encrypted with {head.encryption_key}, manifest says {m.encryption_key}",
+                           cause="encryption_key_mismatch", expected=m.encryption_key, actual=head.encryption_key)
+
+    scratch = f"verify_{layout.slot_id(m.slot).replace('-', '').lower()}_{uuid.uuid4().hex[:8]}"
+    admin = db.connect(autocommit=True)
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+        try:
+            restore_seconds = _restore(store, db.with_db(scratch), m)
+            with db.with_db(scratch).connect(autocommit=True) as conn:
+                counts = row_counts(conn)
+                _compare_counts(m.row_counts, counts)
+                probes = _run_probes(conn, req.probes)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+            log.info("scratch database dropped", extra={"scratch_database": scratch})
+    finally:
+        admin.close()
+    age = (datetime.now(UTC) - m.finished_at).total_seconds()
+    if req.max_age_hours is not None and age > req.max_age_hours * 3600:
+        raise VerifyFailed(f"the newest backup is {age / 3600:.1f} h old (limit {req.max_age_hours} h)",
+                           cause="backup_stale", age_seconds=age)
+    return VerifyResult("passed", mkey, m.object_key, restore_seconds, 0.0, age, counts, probes)
+
+
+def _restore(store: ObjectStore, target: DbConn, m: Manifest) -> float:
+    reader = VerifyingReader(store.iter_chunks(m.object_key, m.version_id))
+    t0 = time.monotonic()
+    with tempfile.NamedTemporaryFile(prefix="pg_restore-") as err:
+        proc = subprocess.Popen(
+            [pg_bin("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+             "--no-password", f"--dbname={target.dbname}"],
+            stdin=subprocess.PIPE, stderr=err, stdout=subprocess.DEVNULL, env=target.env(),
+        )
+        broken = False
+        try:
+            for raw in reader.raw():
+                try:
+                    proc.stdin.write(raw)
+                except BrokenPipeError:
+                    broken = True  # pg_restore gave up; keep hashing to name the real cause
+                    break
+            reader.drain()
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                broken = True
+            rc = proc.wait()
+        seconds = time.monotonic() - t0
+        stats = reader.stats
+        # The stored bytes first: they are the root cause if anything else failed too.
+        if stats.stored_bytes != m.stored_bytes:
+            raise VerifyFailed(f"read {stats.stored_bytes} bytes of the backup object, manifest says {m.stored_bytes}",
+                               cause="object_size_mismatch", expected=m.stored_bytes, actual=stats.stored_bytes,
+                               restore_returncode=rc)
+        if stats.sha256 != m.sha256:
+            raise VerifyFailed(f"SHA-256 of backup object {m.object_key} is {stats.sha256}, manifest says {m.sha256}"
+                               + (" (pg_restore had accepted the data)" if rc == 0 else ""),
+                               cause="checksum_mismatch", expected=m.sha256, actual=stats.sha256,
+                               restore_returncode=rc)
+        if reader.decompress_error or not reader.complete_frame:
+            raise VerifyFailed(f"the backup does not decompress: {reader.decompress_error or 'incomplete zstd frame'}",
+                               cause="decompression_failed")
+        if rc != 0 or broken:
+            raise VerifyFailed(f"pg_restore failed with status {rc}: {_tail(err.name)}", cause="restore_failed",
+                               returncode=rc)
+        if stats.raw_bytes != m.raw_bytes:
+            raise VerifyFailed(f"decompressed {stats.raw_bytes} bytes, manifest says {m.raw_bytes}",
+                               cause="raw_size_mismatch", expected=m.raw_bytes, actual=stats.raw_bytes)
+    return seconds
+
+
+def _compare_counts(expected: dict[str, int], actual: dict[str, int]) -> None:
+    diff = {t: {"expected": expected.get(t), "actual": actual.get(t)}
+            for t in sorted(set(expected) | set(actual)) if expected.get(t) != actual.get(t)}
+    if diff:
+        names = ", ".join(f"{t} (expected {d['expected']}, got {d['actual']})" for t, d in list(diff.items())[:10])
+        raise VerifyFailed(f"row counts differ from the manifest: {names}", cause="row_count_mismatch", tables=diff)
+
+
+def _run_probes(conn, probes: list[Probe]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for probe in probes:
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                row = conn.execute(probe.sql).fetchone()
+        except Exception as exc:
+            raise VerifyFailed(f"probe {probe.name!r} failed: {exc}".strip(), cause="probe_failed",
+                               probe=probe.name, sql=probe.sql) from None
+        value = row[0] if row else None
+        results[probe.name] = value
+        bad = (probe.equals is not None and str(value) != str(probe.equals)) or (
+            probe.min is not None and (value is None or float(value) < probe.min))
+        if bad:
+            want = f"= {probe.equals}" if probe.equals is not None else f">= {probe.min}"
+            raise VerifyFailed(f"probe {probe.name!r} returned {value!r}, expected {want}", cause="probe_failed",
+                               probe=probe.name, sql=probe.sql, value=str(value))
+    return results

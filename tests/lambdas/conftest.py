@@ -1,0 +1,214 @@
+"""Fixtures for the data-plane tests: one real PostgreSQL 15 and one moto server per session."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+
+from drill.local import PG_BIN, MotoServer, PgCluster
+from lambdas.adapters.s3 import S3Store
+from lambdas.core.audit import Actor
+from lambdas.core.telemetry import Telemetry
+
+REGION = "eu-west-3"
+DATABASE = "postoucancer"
+LOCKED_BUCKET = "pouc-backups-locked"
+PLAIN_BUCKET = "pouc-backups-plain"
+
+SCHEMA = """
+CREATE TABLE users (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    display_name text NOT NULL,
+    bio text,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE posts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users(id),
+    title text NOT NULL,
+    body text NOT NULL,
+    tags text[] NOT NULL DEFAULT '{}',
+    published boolean NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX posts_user_idx ON posts(user_id, created_at);
+CREATE TABLE comments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    post_id bigint NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+    user_id bigint NOT NULL REFERENCES users(id),
+    body text NOT NULL,
+    meta jsonb,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE media (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    post_id bigint REFERENCES posts(id),
+    content_type text NOT NULL,
+    data bytea NOT NULL,
+    sha256 bytea NOT NULL
+);
+CREATE VIEW published_posts AS SELECT id, user_id, title FROM posts WHERE published;
+"""
+
+# ~13 MB of rows: text from random words (compressible like real prose), random bytea
+# (incompressible like images), NULLs, unicode, arrays and JSON.
+DATA = """
+SELECT setseed(0.42);
+INSERT INTO users (email, display_name, bio, created_at)
+SELECT 'user' || g || '@example.org',
+       (ARRAY['Zoé','Åsa','Jean-Luc','Мария','李','Nadia'])[1 + g % 6] || ' ' || g,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE repeat(md5(random()::text) || ' ', 1 + g % 5) END,
+       timestamptz '2024-01-01' + g * interval '37 minutes'
+FROM generate_series(1, 3000) g;
+INSERT INTO posts (user_id, title, body, tags, published, created_at)
+SELECT 1 + (random() * 2999)::int,
+       'Post ' || g || ' ' || md5(g::text),
+       (SELECT string_agg((ARRAY['soin','espoir','chimio','fatigue','famille','courage','merci','rendez-vous',
+                                 'résultats','oncologue'])[1 + (random() * 9)::int] || ' ' || md5(random()::text),
+                          ' ')
+        FROM generate_series(1, 8 + g % 20) WHERE g > 0),
+       ARRAY['tag' || g % 13, 'tag' || g % 7],
+       g % 10 <> 0,
+       timestamptz '2024-02-01' + g * interval '11 minutes'
+FROM generate_series(1, 8000) g;
+INSERT INTO comments (post_id, user_id, body, meta, created_at)
+SELECT 1 + (g % 8000), 1 + (g * 7 % 3000), 'Comment ' || md5(random()::text) || ' ✓',
+       CASE WHEN g % 3 = 0 THEN jsonb_build_object('likes', g % 50, 'edited', g % 2 = 0) END,
+       timestamptz '2024-03-01' + g * interval '5 minutes'
+FROM generate_series(1, 20000) g;
+INSERT INTO media (post_id, content_type, data, sha256)
+SELECT 1 + g * 13 % 8000, 'image/jpeg', b.data, sha256(b.data)
+FROM generate_series(1, 250) g,
+     LATERAL (SELECT decode(string_agg(md5(random()::text || g || s), ''), 'hex') AS data
+              FROM generate_series(1, 2048) s) b;
+ANALYZE;
+"""
+
+
+@pytest.fixture(scope="session")
+def pg():
+    cluster = PgCluster.create()
+    try:
+        cluster.start()
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        with psycopg.connect(cluster.dsn(DATABASE), autocommit=True) as conn:
+            conn.execute(SCHEMA)
+            conn.execute(DATA)
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Aws:
+    server: MotoServer
+    s3: object
+    kms: object
+    key_arn: str
+    other_key_arn: str
+    audit: list = field(default_factory=list)
+
+    def store(self, bucket: str = LOCKED_BUCKET, **kw) -> S3Store:
+        return S3Store(bucket, s3=kw.get("s3", self.s3), kms=self.kms)
+
+    def keys(self, bucket: str = LOCKED_BUCKET, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for p in pages for o in p.get("Contents", [])]
+
+    def open_uploads(self, bucket: str = LOCKED_BUCKET) -> list[str]:
+        return [u["Key"] for u in self.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+    def moto_key(self, bucket: str, key: str, version_id: str | None):
+        """The stored object inside moto (server mode runs in this process): to corrupt it."""
+        from moto.s3.models import s3_backends
+
+        return s3_backends["123456789012"]["aws"].get_object(bucket, key, version_id)
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    moto_server.reset()
+    for k, v in moto_server.client_env(REGION).items():
+        monkeypatch.setenv(k, v)
+    session = boto3.session.Session()
+    s3 = session.client("s3")
+    kms = session.client("kms")
+    key_arn = kms.create_key(Description="backups")["KeyMetadata"]["Arn"]
+    other = kms.create_key(Description="other")["KeyMetadata"]["Arn"]
+    s3.create_bucket(Bucket=LOCKED_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION},
+                     ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket=PLAIN_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=PLAIN_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return Aws(moto_server, s3, kms, key_arn, other)
+
+
+@pytest.fixture
+def env(pg, aws):
+    """The function's environment as the Pulumi components would set it."""
+    return {
+        "BACKUP_DATABASE": DATABASE,
+        "BACKUP_BUCKET": LOCKED_BUCKET,
+        "BACKUP_KMS_KEY_ID": aws.key_arn,
+        "BACKUP_PART_SIZE_MB": "5",
+        "BACKUP_COMPRESSION_THREADS": "2",
+        "DB_DSN": pg.dsn(),
+    }
+
+
+@pytest.fixture
+def tel(aws):
+    return Telemetry(logger=logging.getLogger("tests.lambdas"), metrics=None, audit_sink=aws.audit.append)
+
+
+@pytest.fixture
+def actor():
+    return Actor("tests", "cli")
+
+
+@pytest.fixture
+def scratch_dbs(pg):
+    """A function: the verify_* databases left on the cluster (must always be none)."""
+
+    def left() -> list[str]:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'verify\\_%'")]
+
+    return left
+
+
+@pytest.fixture
+def pg_bin_dir(tmp_path, monkeypatch):
+    """A PG_BIN of our own, to wrap a client tool (fault injection)."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        os.symlink(PG_BIN / tool, d / tool)
+    monkeypatch.setenv("PG_BIN", str(d))
+    return d
+
+
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def which_pg_dump() -> Path:
+    return Path(shutil.which("pg_dump") or PG_BIN / "pg_dump")

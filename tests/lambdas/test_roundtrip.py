@@ -1,0 +1,186 @@
+"""Backup -> verify on a real PostgreSQL 15 and moto's S3, KMS and Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+
+from infra.model import RETENTION, GfsClass, Tier, gfs_class, schedule_slot
+from lambdas import service
+from lambdas.core import layout
+from lambdas.core.backup import run_backup
+from lambdas.core.config import BackupRequest, VerifyRequest, load_request
+from lambdas.core.pg import DbConn
+from lambdas.core.verify import run_verify
+
+from .conftest import DATABASE, LOCKED_BUCKET, PLAIN_BUCKET
+
+pytestmark = pytest.mark.postgres
+
+
+def _source_value(pg, query: str):
+    with psycopg.connect(pg.dsn(DATABASE)) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+CONTENT = {
+    "posts_md5": "SELECT md5(string_agg(id || ':' || title || body || array_to_string(tags, ','), '|' ORDER BY id))"
+                 " FROM posts",
+    "media_md5": "SELECT md5(string_agg(encode(data, 'hex'), '' ORDER BY id)) FROM media",
+    "comments_md5": "SELECT md5(string_agg(id || body || coalesce(meta::text, '-'), '|' ORDER BY id)) FROM comments",
+}
+
+
+def test_backup_then_verify_round_trip(pg, aws, env, tel, actor, scratch_dbs):
+    now = datetime.now(UTC)
+    result = run_backup(load_request(BackupRequest, {}, env), aws.store(), DbConn.resolve(dsn=pg.dsn()),
+                        actor=actor, telemetry=tel)
+    assert result.status == "created"
+    m = result.manifest
+    slot = schedule_slot(now)
+    assert m["slot"] == slot.isoformat().replace("+00:00", "Z")
+    assert m["gfs_class"] == gfs_class(slot.date(), RETENTION[Tier.PROD]).value
+    expected_counts = {f"public.{t}": _source_value(pg, f"SELECT count(*) FROM {t}")
+                       for t in ("users", "posts", "comments", "media")}
+    assert m["row_counts"] == expected_counts
+    assert m["raw_bytes"] > 10 * (1 << 20)
+    assert 0 < m["stored_bytes"] < m["raw_bytes"]
+    assert m["server_version"].startswith("PostgreSQL 15")
+    assert "15." in m["pg_dump_version"]
+
+    # the object as stored: encrypted with the key, tagged with its generation, locked
+    head = aws.s3.head_object(Bucket=LOCKED_BUCKET, Key=m["object_key"], VersionId=m["version_id"])
+    assert head["ContentLength"] == m["stored_bytes"]
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == aws.key_arn
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    keep = RETENTION[Tier.PROD].for_class(GfsClass(m["gfs_class"])).delta
+    assert abs(head["ObjectLockRetainUntilDate"] - (now + keep)) < timedelta(minutes=5)
+    tags = {t["Key"]: t["Value"] for t in aws.s3.get_object_tagging(
+        Bucket=LOCKED_BUCKET, Key=m["object_key"], VersionId=m["version_id"])["TagSet"]}
+    assert tags[layout.GFS_TAG_KEY] == m["gfs_class"]
+    # the manifest is the last write and is itself tagged and locked like its backup
+    mhead = aws.s3.head_object(Bucket=LOCKED_BUCKET, Key=result.manifest_key)
+    assert mhead["ObjectLockMode"] == "COMPLIANCE" and mhead["SSEKMSKeyId"] == aws.key_arn
+    assert aws.open_uploads() == []
+
+    probes = [{"name": k, "sql": q, "equals": _source_value(pg, q)} for k, q in CONTENT.items()]
+    probes.append({"name": "posts", "sql": "SELECT count(*) FROM posts", "min": 1})
+    vreq = load_request(VerifyRequest, {"probes": probes}, env)
+    v = run_verify(vreq, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    assert v.status == "passed"
+    assert v.manifest_key == result.manifest_key
+    assert v.row_counts == expected_counts
+    assert v.probes["posts"] == expected_counts["public.posts"]
+    assert v.restore_seconds > 0
+    assert scratch_dbs() == []
+    record = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=v.record_key)["Body"].read())
+    assert record["status"] == "passed" and record["restore_seconds"] > 0
+
+    actions = [(a["action"], a["outcome"]) for a in aws.audit]
+    assert actions == [("backup.create", "success"), ("backup.verify", "success")]
+    assert aws.audit[0]["resource"]["object_key"] == m["object_key"]
+    assert aws.audit[1]["resource"]["manifest_key"] == result.manifest_key
+    assert [p.get("BackupSuccess", p.get("VerifySuccess")) for p in tel.published] == [1, 1]
+
+
+def test_same_slot_is_idempotent(pg, aws, env, tel, actor):
+    req = load_request(BackupRequest, {"at": "2026-03-10T02:30:00Z"}, env)
+    first = run_backup(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    # a retry later the same day belongs to the same 02:00 slot
+    retry = load_request(BackupRequest, {"at": "2026-03-10T23:59:00Z"}, env)
+    second = run_backup(retry, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    assert (first.status, second.status) == ("created", "skipped")
+    assert second.manifest_key == first.manifest_key
+    assert len(aws.keys(prefix="postgres/postoucancer/data/")) == 1
+    assert aws.audit[-1]["outcome"] == "skipped"
+    # before 02:00 it is the previous day's slot: a new backup
+    early = load_request(BackupRequest, {"at": "2026-03-10T01:00:00Z"}, env)
+    third = run_backup(early, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    assert third.status == "created" and "2026-03-09T0200Z" in third.manifest_key
+
+
+@pytest.mark.parametrize(
+    ("day", "tier", "bucket"),
+    [(date(2027, 1, 1), Tier.PROD, LOCKED_BUCKET), (date(2026, 11, 1), Tier.PROD, LOCKED_BUCKET),
+     (date(2026, 11, 29), Tier.STAGING, PLAIN_BUCKET)],
+)
+def test_gfs_class_tag_and_lock_follow_the_model(pg, aws, env, tel, actor, day, tier, bucket):
+    at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
+    req = load_request(BackupRequest, {"at": at.isoformat(), "tier": tier.value, "bucket": bucket}, env)
+    started = datetime.now(UTC)
+    r = run_backup(req, aws.store(bucket), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    expected = gfs_class(day, RETENTION[tier])
+    assert r.manifest["gfs_class"] == expected.value
+    tags = {t["Key"]: t["Value"] for t in aws.s3.get_object_tagging(Bucket=bucket, Key=r.object_key)["TagSet"]}
+    assert tags == {layout.GFS_TAG_KEY: expected.value, layout.SLOT_TAG_KEY: layout.slot_id(at)}
+    head = aws.s3.head_object(Bucket=bucket, Key=r.object_key)
+    if bucket == LOCKED_BUCKET:
+        until = head["ObjectLockRetainUntilDate"]
+        assert abs(until - (started + RETENTION[tier].for_class(expected).delta)) < timedelta(minutes=5)
+    else:
+        assert "ObjectLockMode" not in head and r.manifest["retain_until"] is None
+
+
+def test_lambda_secret_path_and_no_password_in_output(pg, aws, env, capsys):
+    """The Lambda path: credentials from a Secrets Manager secret; never in logs or results."""
+    password = "s3cr3t-Pa55-never-logged"
+    import boto3
+
+    secret = boto3.session.Session().client("secretsmanager").create_secret(
+        Name="pouc/db", SecretString=json.dumps({"host": "127.0.0.1", "port": pg.port, "username": "postgres",
+                                                 "password": password, "dbname": "postgres"}))
+    lambda_env = {k: v for k, v in env.items() if k != "DB_DSN"} | {"DB_SECRET_ARN": secret["ARN"]}
+
+    class Ctx:
+        invoked_function_arn = "arn:aws:lambda:eu-west-3:123456789012:function:pouc-backup"
+        aws_request_id = "req-1"
+
+    import os
+
+    from lambdas import aws_lambda
+
+    old = dict(os.environ)
+    os.environ.update(lambda_env)
+    try:
+        out = aws_lambda.backup_handler({}, Ctx())
+        ver = aws_lambda.verify_handler({"probes": [{"name": "users", "sql": "SELECT count(*) FROM users",
+                                                     "min": 1}]}, Ctx())
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert out["status"] == "created" and ver["status"] == "passed"
+    printed = capsys.readouterr()
+    text = printed.out + printed.err + json.dumps(out) + json.dumps(ver)
+    assert password not in text
+    emf = [json.loads(line) for line in printed.out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for e in emf for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"BackupSuccess", "BackupBytes", "VerifySuccess", "RestoreDurationSeconds", "BackupAgeSeconds"} <= names
+    audit = [json.loads(line) for line in printed.out.splitlines() if '"audit_event"' in line]
+    assert [a["audit_event"]["actor"]["principal"] for a in audit] == [Ctx.invoked_function_arn] * 2
+
+
+def test_cli_backup_and_verify(pg, aws, env, monkeypatch, capsys):
+    from lambdas.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["backup", "--at", "2026-06-02T03:00:00Z"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["status"] == "created" and res["peak_rss_mb"] > 0
+    assert main(["verify", "--probe", "posts=SELECT count(*) FROM posts", "--no-record"]) == 0
+    ver = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ver["status"] == "passed" and ver["manifest_key"] == res["manifest_key"]
+    assert ver["probes"]["posts"] == res["manifest"]["row_counts"]["public.posts"]
+    assert not aws.keys(prefix="postgres/postoucancer/verifications/")
+
+
+def test_service_rejects_bad_event_before_any_io(aws, env):
+    from lambdas.core.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as e:
+        service.backup({"tier": "production"}, env)
+    assert e.value.problems[0]["field"] == "tier"
+    assert aws.keys() == [] and aws.open_uploads() == []
