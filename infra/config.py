@@ -472,11 +472,21 @@ def check_objectives(cfg: StackConfig) -> list[model.Achieved]:
     if objectives is not None:
         missed = [a for a in achieved if not a.met]
         if missed:
+            fixes = []
+            if any(a.source is None for a in missed):
+                fixes.append(
+                    "enable what the scenario needs (vaultLock for ransomware, database.warmStandby "
+                    "for data-centre loss)"
+                )
+            if any(a.source is not None and a.source.rto > a.objective.rto for a in missed):
+                fixes.append("restore faster: a smaller database.sizeGb per instance (RTO grows with the data to load)")
+            if any(a.source is not None and a.source.rpo > a.objective.rpo for a in missed):
+                fixes.append("enable database.warmStandby (standby lag bounds the RPO)")
             raise ConfigError(
                 "the declared topology misses its objectives: "
                 + " | ".join(a.shortfall() for a in missed)
-                + "; fix: enable database.warmStandby / vaultLock, shrink database.sizeGb, "
-                "or relax objectives within the plan"
+                + "; fix: "
+                + "; or ".join(fixes)
             )
     return achieved
 

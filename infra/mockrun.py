@@ -9,6 +9,7 @@ registration requests, which `Mocks.new_resource` does not see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -298,11 +299,21 @@ def run_stack(
                 root = pulumi.runtime.settings.get_root_resource()
                 outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {}) or {}))
             return outputs
+        except BaseException:
+            # A program that failed leaves registrations in flight (the root stack's, at
+            # least); let them finish so that the next run in this process starts clean.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(rt_stack.wait_for_rpcs())
+            raise
         finally:
             loop.close()
             asyncio.set_event_loop(None)
 
-    outputs = contextvars.copy_context().run(_run)
+    try:
+        outputs = contextvars.copy_context().run(_run)
+    except Exception as e:
+        e.recorded = records  # type: ignore[attr-defined]  # what got registered before the failure
+        raise
     return StackRun(stack=stack, config=encoded, resources=records, outputs=outputs, logs=logs.entries)
 
 

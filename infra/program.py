@@ -11,7 +11,7 @@ from infra.peer import Peer
 from infra.site import Site
 
 
-def _objectives_table(achieved) -> dict[str, dict[str, object]]:
+def _objectives_table(achieved, declared: bool) -> dict[str, dict[str, object]]:
     return {
         a.scenario.value: {
             "objectiveRpo": format_duration(a.objective.rpo),
@@ -21,6 +21,8 @@ def _objectives_table(achieved) -> dict[str, dict[str, object]]:
             "recoverySource": a.source.name if a.source else None,
             "derivation": a.source.derivation if a.source else None,
             "met": a.met,
+            # Staging declares no objectives unless configured: its table is information only.
+            "declared": declared,
         }
         for a in achieved
     }
@@ -52,7 +54,7 @@ def main() -> None:
             "peerRegion": cfg.peer_region,
         },
     )
-    site.export("objectives", _objectives_table(achieved))
+    site.export("objectives", _objectives_table(achieved, cfg.scenario_objectives is not None))
     next_step = site.peer.next_step(stack)
     if next_step:
         pulumi.log.warn(next_step)

@@ -1,0 +1,312 @@
+"""The offline plan: the real program under Pulumi's mock runtime, no cloud, no CLI.
+
+    python -m infra.plan                 # prod + dr, then staging + staging-dr
+    python -m infra.plan --pair prod     # one pair
+    python -m infra.plan --json plan.json --mermaid topology.mmd
+
+Each pair runs in the documented bootstrap order (dr, primary, dr again) so that every
+StackReference sees the peer's real outputs. Per site it prints the resources grouped by
+component with their key properties, the stack outputs, and the objectives check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from infra.config import ConfigError
+from infra.mockrun import PAIRS, PairRun, Recorded, StackRun, run_pair
+
+# Properties worth a glance, in the order shown; values of other keys stay in --json.
+KEY_PROPERTIES = (
+    "region",
+    "engine",
+    "engineVersion",
+    "instanceClass",
+    "multiAz",
+    "storageEncrypted",
+    "deletionProtection",
+    "backupRetentionPeriod",
+    "backupWindow",
+    "replicateSourceDb",
+    "iamDatabaseAuthenticationEnabled",
+    "publiclyAccessible",
+    "automaticFailoverEnabled",
+    "atRestEncryptionEnabled",
+    "transitEncryptionEnabled",
+    "snapshotRetentionLimit",
+    "enableKeyRotation",
+    "objectLockEnabled",
+    "scheduleExpression",
+    "packageType",
+    "failoverRoutingPolicy",
+    "type",
+    "replicas",
+    "changeableForDays",
+    "minRetentionDays",
+    "maxRetentionDays",
+    "isMultiRegionTrail",
+    "enableLogFileValidation",
+    "retentionInDays",
+    "threshold",
+)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the mock runtime hands every number back as a float
+    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(r: Recorded) -> str:
+    """One line of what matters about a resource."""
+    props = [f"{k}={_short(r.inputs[k])}" for k in KEY_PROPERTIES if k in r.inputs and r.inputs[k] is not None]
+    rules = r.inputs.get("rules")
+    if r.type.endswith("BucketReplicationConfig") and rules:
+        dest = rules[0].get("destination", {})
+        rtc = _short(dest.get("replicationTime", {}).get("time", {}).get("minutes"))
+        props.append(
+            f"to={dest.get('bucket')} RTC={rtc}min deleteMarkers={rules[0]['deleteMarkerReplication']['status']}"
+        )
+    elif r.type.endswith("BucketLifecycleConfiguration") and rules:
+        props.append(f"rules={','.join(str(x.get('id')) for x in rules)}")
+    elif r.type == "aws:backup/plan:Plan" and rules:
+        props.append(f"rules={','.join(str(x.get('ruleName')) for x in rules)}")
+    flags = [f for f, on in (("protected", r.protect), ("retainOnDelete", r.retain_on_delete)) if on]
+    name = r.type.split(":")[-1]
+    return f"{name} {r.name}" + (f" [{', '.join(flags)}]" if flags else "") + (f"  {' '.join(props)}" if props else "")
+
+
+def grouped(run: StackRun) -> dict[str, list[Recorded]]:
+    """Top-level component (or 'stack') → the resources registered beneath it."""
+    by_urn = {r.urn: r for r in run.resources}
+
+    def top(r: Recorded) -> str:
+        cur = r
+        while cur.parent and cur.parent in by_urn:
+            cur = by_urn[cur.parent]
+        return f"{cur.type.split(':')[-1]} {cur.name}" if not cur.custom or cur is not r else "(stack)"
+
+    groups: dict[str, list[Recorded]] = defaultdict(list)
+    for r in run.resources:
+        if r.custom:
+            groups[top(r)].append(r)
+    return dict(groups)
+
+
+def cross_stack_edges(pair: PairRun) -> list[tuple[str, str, str]]:
+    """(from resource, to resource, via) wherever one site's input names the other's ARN."""
+    edges = []
+    for src, dst in ((pair.primary, pair.dr), (pair.dr, pair.primary)):
+        arns = {r.outputs.get("arn"): r for r in dst.resources if isinstance(r.outputs.get("arn"), str)}
+        for r in src.resources:
+            for key, value in _strings(r.inputs):
+                target = next((t for a, t in arns.items() if a and a in value), None)
+                if target is not None:
+                    edges.append((f"{src.stack}:{r.name}", f"{dst.stack}:{target.name}", key))
+    return sorted(set(edges))
+
+
+def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _strings(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [x for i, v in enumerate(value) for x in _strings(v, f"{path}[{i}]")]
+    return []
+
+
+def objectives_lines(run: StackRun) -> list[str]:
+    table = run.outputs.get("objectives") or {}
+    lines = [f"  {'scenario':<22}{'RPO':>10}{'(obj)':>8}{'RTO':>10}{'(obj)':>8}  result  via"]
+    for scenario, o in table.items():
+        verdict = ("met" if o["met"] else "MISSED") if o["declared"] else "info"
+        lines.append(
+            f"  {scenario:<22}{o['achievedRpo'] or '-':>10}{o['objectiveRpo']:>8}{o['achievedRto'] or '-':>10}"
+            f"{o['objectiveRto']:>8}  {verdict:<6}  {o['recoverySource']}"
+        )
+    return lines
+
+
+def activation_lines(pair: PairRun) -> list[str]:
+    try:
+        from infra.activation import diff_activation  # the activation engineer's diff, if present
+    except ImportError:
+        return []
+    try:
+        changes = diff_activation(pair)
+    except Exception as e:
+        return [f"  (activation preview failed: {e})"]
+    return [f"  {line}" for line in (str(c) for c in changes)] or ["  (no change)"]
+
+
+def render_text(pairs: dict[str, PairRun]) -> str:
+    out: list[str] = []
+    for label, pair in pairs.items():
+        order = " → ".join(f"pulumi up -s {r.stack}" for r in pair.bootstrap)
+        out.append(f"=== pair '{label}'   bootstrap order: {order}")
+        for run in (pair.primary, pair.dr):
+            site = run.outputs.get("site", {})
+            out.append("")
+            out.append(
+                f"--- stack {run.stack}: {site.get('role')} site, tier {site.get('tier')}, {site.get('cloud')} "
+                f"{site.get('region')} (peer in {site.get('peerRegion')}); {sum(r.custom for r in run.resources)} "
+                "resources"
+            )
+            for group, members in sorted(grouped(run).items()):
+                out.append(f"  {group}")
+                out.extend(f"    {describe(r)}" for r in members)
+            out.append("  outputs:")
+            for key, value in run.outputs.items():
+                if key != "objectives":
+                    out.append(f"    {key} = {_short(value, 100)}")
+            out.append("  objectives (achieved vs declared, per scenario of the plan):")
+            out.extend(objectives_lines(run))
+            if run.outputs.get("nextStep"):
+                out.append(f"  NEXT: {run.outputs['nextStep']}")
+        edges = cross_stack_edges(pair)
+        if edges:
+            out.append("")
+            out.append("  cross-region links:")
+            out.extend(f"    {a} → {b}   ({via})" for a, b, via in edges)
+        act = activation_lines(pair)
+        if act:
+            out.append("")
+            out.append(
+                f"  what `pulumi config set activated true -s {pair.dr.stack} && pulumi up -s {pair.dr.stack}` changes:"
+            )
+            out.extend(act)
+        out.append("")
+    return "\n".join(out)
+
+
+def mermaid(pairs: dict[str, PairRun]) -> str:
+    lines = ["flowchart LR"]
+    for pair in pairs.values():
+        for run in (pair.primary, pair.dr):
+            region = run.outputs.get("site", {}).get("region")
+            lines.append(f'  subgraph {_id(run.stack)}["{run.stack} ({region})"]')
+            for group in sorted(grouped(run)):
+                if group != "(stack)":
+                    lines.append(f'    {_id(run.stack + " " + group)}["{group.split(" ", 1)[1]}"]')
+            lines.append("  end")
+        edges = []
+        for a, b, via in cross_stack_edges(pair):
+            ga, gb = (_group_of(pair, x) for x in (a, b))
+            if ga and gb:
+                edges.append(f"  {_id(ga)} -->|{via.split('.')[-1]}| {_id(gb)}")
+        lines.extend(dict.fromkeys(edges))
+    return "\n".join(lines) + "\n"
+
+
+def _group_of(pair: PairRun, qualified: str) -> str | None:
+    stack, name = qualified.split(":", 1)
+    run = pair.primary if pair.primary.stack == stack else pair.dr
+    for group, members in grouped(run).items():
+        if any(m.name == name for m in members) and group != "(stack)":
+            return f"{stack} {group}"
+    return None
+
+
+def _id(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def to_json(pairs: dict[str, PairRun]) -> dict[str, Any]:
+    def site(run: StackRun) -> dict[str, Any]:
+        return {
+            "stack": run.stack,
+            "outputs": run.outputs,
+            "resources": [
+                {
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent_type,
+                    "protect": r.protect,
+                    "region": r.region,
+                    "inputs": r.inputs,
+                }
+                for r in run.resources
+                if r.custom
+            ],
+        }
+
+    return {
+        label: {
+            "bootstrap": [r.stack for r in pair.bootstrap],
+            "sites": [site(pair.primary), site(pair.dr)],
+            "crossRegionLinks": [{"from": a, "to": b, "via": v} for a, b, v in cross_stack_edges(pair)],
+        }
+        for label, pair in pairs.items()
+    }
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in items:
+        target, sep, value = item.partition("=")
+        stack, colon, key = target.partition(":")
+        if not (sep and colon and key):
+            raise ValueError(f"--set {item!r}: expected STACK:KEY=VALUE, e.g. dr:activated=true")
+        if ":" not in key:
+            key = f"postoucancer-dr:{key}"
+        try:
+            overrides[stack][key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[stack][key] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pair", choices=sorted(PAIRS), action="append", help="only this pair (repeatable)")
+    parser.add_argument("--json", metavar="FILE", help="also write the plan as JSON ('-' for stdout only)")
+    parser.add_argument("--mermaid", metavar="FILE", help="also write a mermaid picture of the topology")
+    parser.add_argument(
+        "--set",
+        metavar="STACK:KEY=VALUE",
+        action="append",
+        default=[],
+        help="try a config change offline, e.g. --set dr:activated=true or "
+        "--set prod:database='{\"sizeGb\": 200}' (VALUE is JSON or a plain string)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        overrides = _parse_sets(args.set)
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        pairs = {
+            label: run_pair(
+                *PAIRS[label],
+                primary_overrides=overrides.get(PAIRS[label][0]),
+                dr_overrides=overrides.get(PAIRS[label][1]),
+            )
+            for label in (args.pair or list(PAIRS))
+        }
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json == "-":
+        json.dump(to_json(pairs), sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(render_text(pairs))
+        if args.json:
+            Path(args.json).write_text(json.dumps(to_json(pairs), indent=2, default=str))
+            print(f"wrote {args.json}")
+    if args.mermaid:
+        Path(args.mermaid).write_text(mermaid(pairs))
+        print(f"wrote {args.mermaid}", file=sys.stderr if args.json == "-" else sys.stdout)
+    # A stack that misses its declared objectives never gets here: the program refuses it.
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
