@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from lambdas.core.errors import AlreadyExists, NotFound, StorageError
 from lambdas.core.storage import StoredObject, WriteOptions
@@ -131,6 +131,10 @@ class S3Store:
             raise _storage_error(exc, f"reading {key}") from None
         try:
             yield from body.iter_chunks(chunk_size)
+        except FlexibleChecksumError as exc:
+            # S3's own whole-object checksum (single-part objects) caught the corruption.
+            raise StorageError(f"{key}: the store's checksum does not match: {exc}", cause="checksum_mismatch",
+                               key=key) from None
         finally:
             body.close()
 

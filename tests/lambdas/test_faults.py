@@ -1,0 +1,291 @@
+"""Faults: none may leave a backup marked good that isn't, or a half object visible as a backup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from lambdas.core.backup import run_backup
+from lambdas.core.config import BackupRequest, VerifyRequest, load_request
+from lambdas.core.errors import BackupFailed, StorageError, VerifyFailed
+from lambdas.core.pg import DbConn
+from lambdas.core.verify import run_verify
+
+from .conftest import LOCKED_BUCKET
+
+pytestmark = pytest.mark.postgres
+
+DATA_PREFIX = "postgres/postoucancer/data/"
+MANIFESTS = "postgres/postoucancer/manifests/"
+
+
+def _backup(pg, aws, env, tel, actor, store=None, **event):
+    req = load_request(BackupRequest, event, env)
+    return run_backup(req, store or aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+
+
+def _verify(pg, aws, env, tel, actor, **event):
+    req = load_request(VerifyRequest, event, env)
+    return run_verify(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+
+
+def _assert_nothing_visible(aws):
+    assert aws.keys(prefix=MANIFESTS) == [], "a failed backup must not have a manifest"
+    assert aws.keys(prefix=DATA_PREFIX) == [], "a failed upload must not complete an object"
+    assert aws.open_uploads() == [], "the multipart upload must be aborted"
+
+
+class _Wrapped:
+    """An ObjectStore that delegates to the real S3 one, with a hook on upload_part."""
+
+    def __init__(self, store, on_part=None, before_manifest=None):
+        self._store, self._on_part, self._before_manifest = store, on_part, before_manifest
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def start_upload(self, key, options):
+        upload = self._store.start_upload(key, options)
+        on_part = self._on_part
+
+        class U:
+            def upload_part(self, number, data):
+                if on_part:
+                    on_part(number)
+                upload.upload_part(number, data)
+
+            complete = upload.complete
+            abort = upload.abort
+
+        return U()
+
+    def put_if_absent(self, key, data, options):
+        if self._before_manifest:
+            self._before_manifest()
+        return self._store.put_if_absent(key, data, options)
+
+
+def _children(name: str) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(") ")
+            comm = fields[0].split("(", 1)[1]
+            ppid = int(fields[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if comm == name and ppid == os.getpid():
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_pg_dump_killed_mid_stream(pg, aws, env, tel, actor):
+    killed = []
+
+    def kill_pg_dump(number):
+        if number == 1:  # the first 5 MiB part is out; most of the dump is still to come
+            for pid in _children("pg_dump"):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    with pytest.raises(BackupFailed) as e:
+        # single-threaded zstd emits parts as it reads, so pg_dump is mid-stream at part 1
+        _backup(pg, aws, env, tel, actor, store=_Wrapped(aws.store(), on_part=kill_pg_dump), compression_threads=0)
+    assert killed, "pg_dump was still running at the first part"
+    assert e.value.cause == "pg_dump_failed"
+    assert e.value.details["returncode"] == -signal.SIGKILL
+    _assert_nothing_visible(aws)
+    assert (aws.audit[-1]["outcome"], aws.audit[-1]["reason"]) == ("failure", "pg_dump_failed")
+    assert tel.published[-1]["BackupSuccess"] == 0
+
+
+def test_upload_fails_at_a_part(pg, aws, env, tel, actor):
+    """A botocore hook answers UploadPart #2 with a 500: the run fails, the upload is aborted."""
+    import boto3
+
+    s3 = boto3.session.Session().client("s3")
+    seen = []
+
+    def fail_part_2(params, **_kw):
+        number = int(params["query_string"]["partNumber"])
+        seen.append(number)
+        if number == 2:
+            error = {"Code": "InternalError", "Message": "injected part failure"}
+            http = SimpleNamespace(status_code=500, headers={}, content=b"")
+            return http, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}
+        return None
+
+    s3.meta.events.register("before-call.s3.UploadPart", fail_part_2)
+    with pytest.raises(StorageError) as e:
+        _backup(pg, aws, env, tel, actor, store=aws.store(s3=s3))
+    assert 2 in seen
+    assert "part 2" in str(e.value) and e.value.details["code"] == "InternalError"
+    _assert_nothing_visible(aws)
+    assert aws.audit[-1]["reason"] == "storage_error"
+
+
+@pytest.mark.parametrize("key_id", ["arn:aws:kms:eu-west-3:123456789012:key/00000000-0000-0000-0000-000000000000",
+                                    "disabled"])
+def test_unusable_kms_key_writes_nothing(pg, aws, env, tel, actor, key_id):
+    if key_id == "disabled":
+        aws.kms.disable_key(KeyId=aws.other_key_arn.rsplit("/", 1)[1])
+        key_id = aws.other_key_arn
+    with pytest.raises(StorageError) as e:
+        _backup(pg, aws, env, tel, actor, kms_key_id=key_id)
+    assert e.value.cause == "kms_key_unusable"
+    assert key_id in str(e.value)
+    _assert_nothing_visible(aws)
+
+
+def _tamper_manifest(aws, manifest_key, **changes):
+    """A new version of the manifest (anyone with PutObject can write one; Object Lock keeps the
+    original version, but a reader of the latest version sees this one)."""
+    body = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=manifest_key)["Body"].read())
+    body.update(changes)
+    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=manifest_key, Body=json.dumps(body).encode())
+
+
+def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs):
+    r = _backup(pg, aws, env, tel, actor)
+    stored = aws.moto_key(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
+    data = bytearray(stored.value)
+    data[len(data) // 2] ^= 0x40  # one flipped bit, same size
+    stored.value = bytes(data)
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "checksum_mismatch"
+    assert e.value.details["expected"] == r.manifest["sha256"]
+    assert scratch_dbs() == []
+    assert (aws.audit[-1]["action"], aws.audit[-1]["outcome"], aws.audit[-1]["reason"]) == (
+        "backup.verify", "failure", "checksum_mismatch")
+    records = aws.keys(prefix="postgres/postoucancer/verifications/")
+    assert json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=records[0])["Body"].read())["status"] == "failed"
+
+
+def test_object_truncated_in_storage(pg, aws, env, tel, actor, scratch_dbs):
+    r = _backup(pg, aws, env, tel, actor)
+    stored = aws.moto_key(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
+    stored.value = stored.value[: r.manifest["stored_bytes"] // 2]
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "object_size_mismatch"
+    assert "truncated" in str(e.value)
+    assert e.value.details == {"expected": r.manifest["stored_bytes"], "actual": r.manifest["stored_bytes"] // 2,
+                               "object_key": r.object_key}
+    assert scratch_dbs() == []
+
+
+def test_checksum_mismatch_fails_even_when_restore_succeeded(pg, aws, env, tel, actor, scratch_dbs):
+    r = _backup(pg, aws, env, tel, actor)
+    _tamper_manifest(aws, r.manifest_key, sha256="0" * 64)
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "checksum_mismatch"
+    assert e.value.details["restore_returncode"] == 0  # pg_restore had applied the data
+    assert e.value.details["actual"] == r.manifest["sha256"]
+    assert scratch_dbs() == []
+
+
+def test_row_count_mismatch_names_the_table(pg, aws, env, tel, actor, scratch_dbs):
+    r = _backup(pg, aws, env, tel, actor)
+    counts = dict(r.manifest["row_counts"])
+    counts["public.comments"] += 1
+    _tamper_manifest(aws, r.manifest_key, row_counts=counts)
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "row_count_mismatch"
+    assert e.value.details["tables"] == {"public.comments": {"expected": counts["public.comments"],
+                                                             "actual": counts["public.comments"] - 1}}
+    assert scratch_dbs() == []
+
+
+def test_object_encrypted_with_another_key(pg, aws, env, tel, actor):
+    r = _backup(pg, aws, env, tel, actor)
+    _tamper_manifest(aws, r.manifest_key, encryption_key=aws.other_key_arn)
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "encryption_key_mismatch"
+    assert e.value.details == {"expected": aws.other_key_arn, "actual": aws.key_arn}
+
+
+def test_probe_failure_is_reported(pg, aws, env, tel, actor, scratch_dbs):
+    _backup(pg, aws, env, tel, actor)
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor, probes=[{"name": "posts", "sql": "SELECT count(*) FROM posts", "equals": 1}])
+    assert e.value.cause == "probe_failed" and e.value.details["probe"] == "posts"
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor, probes=[{"name": "gone", "sql": "SELECT count(*) FROM no_such_table"}])
+    assert e.value.cause == "probe_failed" and "no_such_table" in str(e.value)
+    with pytest.raises(VerifyFailed) as e:  # probes run read-only
+        _verify(pg, aws, env, tel, actor, probes=[{"name": "w", "sql": "DELETE FROM comments RETURNING 1"}])
+    assert e.value.cause == "probe_failed" and "read-only" in str(e.value)
+    assert scratch_dbs() == []
+
+
+def test_manifest_missing_or_malformed(pg, aws, env, tel, actor):
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "no_backup"
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor, manifest_key=MANIFESTS + "2026-01-01T0200Z.json")
+    assert e.value.cause == "manifest_missing"
+    assert e.value.details["manifest_key"] == MANIFESTS + "2026-01-01T0200Z.json"
+
+    r = _backup(pg, aws, env, tel, actor, at="2026-05-05T02:00:00Z")
+    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=r.manifest_key, Body=b'{"format": 1, "database": ')
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "manifest_malformed" and "not valid JSON" in str(e.value)
+
+    good = r.manifest | {"stored_bytes": "many"}
+    del good["sha256"]
+    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=r.manifest_key, Body=json.dumps(good).encode())
+    with pytest.raises(VerifyFailed) as e:
+        _verify(pg, aws, env, tel, actor)
+    assert e.value.cause == "manifest_malformed"
+    assert {f.split(":")[0] for f in e.value.details["fields"]} == {"sha256", "stored_bytes"}
+
+
+def test_newest_manifest_is_verified(pg, aws, env, tel, actor):
+    old = _backup(pg, aws, env, tel, actor, at="2026-05-05T02:00:00Z")
+    new = _backup(pg, aws, env, tel, actor, at="2026-05-06T02:00:00Z")
+    assert old.status == new.status == "created"
+    assert _verify(pg, aws, env, tel, actor, record=False).manifest_key == new.manifest_key
+    assert _verify(pg, aws, env, tel, actor, record=False, manifest_key=old.manifest_key).object_key == old.object_key
+
+
+def test_two_concurrent_runs_of_a_slot(pg, aws, env, tel, actor, scratch_dbs):
+    """Both pass the 'slot free?' check and both upload; exactly one manifest wins."""
+    barrier = threading.Barrier(2, timeout=60)
+    store = _Wrapped(aws.store(), before_manifest=barrier.wait)
+    results, errors = [], []
+    at = datetime(2026, 4, 7, 2, 5, tzinfo=UTC).isoformat()
+
+    def run():
+        try:
+            results.append(_backup(pg, aws, env, tel, actor, store=store, at=at))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert sorted(r.status for r in results) == ["created", "lost_race"]
+    winner = next(r for r in results if r.status == "created")
+    loser = next(r for r in results if r.status == "lost_race")
+    assert aws.keys(prefix=MANIFESTS) == [winner.manifest_key]
+    assert sorted(aws.keys(prefix=DATA_PREFIX)) == sorted([winner.object_key, loser.object_key])
+    manifest = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=winner.manifest_key)["Body"].read())
+    assert manifest["object_key"] == winner.object_key and manifest["run_id"] == winner.manifest["run_id"]
+    assert _verify(pg, aws, env, tel, actor, record=False).object_key == winner.object_key
+    assert scratch_dbs() == []
