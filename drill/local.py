@@ -98,6 +98,29 @@ class PgCluster:
         cluster.write_settings()
         return cluster
 
+    @classmethod
+    def empty(cls, settings: dict[str, str] | None = None, root: Path | None = None) -> PgCluster:
+        """A cluster directory without a data directory yet: the target of a restore
+        (barman-cloud-restore, pg_basebackup), which then calls `write_settings` and `start`."""
+        root = Path(root or tempfile.mkdtemp(prefix="pgcluster-"))
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+        _chown_to_postgres(root)
+        cluster = cls(root=root, settings=dict(settings or {}))
+        cluster.socket_dir.mkdir(exist_ok=True)
+        _chown_to_postgres(cluster.socket_dir)
+        return cluster
+
+    def adopt_data_dir(self) -> None:
+        """Make a data directory written by root (a restore tool) usable by the server."""
+        self.data_dir.chmod(0o700)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(PG_USER)
+            for dirpath, dirnames, filenames in os.walk(self.data_dir):
+                os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+                for name in dirnames + filenames:
+                    os.chown(os.path.join(dirpath, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+
     def write_settings(self, extra: dict[str, str] | None = None) -> None:
         """(Re)write the settings this cluster owns, last in postgresql.conf so they win."""
         self.settings.update(extra or {})
@@ -166,6 +189,32 @@ class PgCluster:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def processes(self) -> list[int]:
+        """The postmaster and every process it forked (walsender, checkpointer, ...)."""
+        pid = self.pid
+        if pid is None:
+            return []
+        found = [pid]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                # Field 4 of /proc/PID/stat is the parent; the command may contain spaces.
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+        return found
+
+    def crash(self) -> None:
+        """A lost machine: SIGKILL the postmaster and all its children at once, so that no
+        walsender survives to ship one more byte (`kill` leaves the children running)."""
+        for pid in self.processes():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
@@ -189,8 +238,12 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        # werkzeug logs every request to stderr unless its logger already has a level.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         return self

@@ -1,0 +1,279 @@
+"""The plan's four scenarios, each rehearsed on a `DrillEnvironment` and measured.
+
+Each scenario starts its clock at the incident (the drill detects instantly; the cloud
+realisation adds alarm and decision time, see docs/drill.md) and stops it when service is
+back and checked. Losses are counted against the writer's ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+
+from drill.environment import DBNAME, DrillEnvironment, _wait_until, query
+from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_ids, seed_rows_present
+from drill.report import ScenarioResult
+from infra.model import SCHEDULES, Scenario
+
+DELETED_AUTHOR = 7  # the author whose posts an operator deletes by mistake
+CORRUPTION_MARK = "CORRUPTED "
+
+# Faults the drill can inject into itself, to prove it notices a missed objective.
+FAULTS = ("standby-stall",)
+
+
+@dataclass
+class Options:
+    load_seconds: float = 8.0
+    fault: str | None = None
+
+
+Progress = Callable[[str], None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def incident(env: DrillEnvironment, sql: str, params=None) -> tuple[datetime, list]:
+    """Run one harmful transaction on the primary; returns its commit timestamp (the
+    recovery target: restore to just before it) and the rows it returned."""
+    with psycopg.connect(env.primary.dsn(DBNAME), autocommit=True) as conn:
+        with conn.transaction():
+            rows = conn.execute(sql, params).fetchall()
+            xid = conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+        commit_ts = conn.execute("SELECT pg_xact_commit_timestamp(%s::xid)", (xid,)).fetchone()[0]
+    return commit_ts, rows
+
+
+def _finish(result: ScenarioResult, ledger, present, at: datetime) -> None:
+    lost = loss(ledger, present, at)
+    result.rows_lost = lost.rows
+    result.rpo = lost.span
+
+
+# --- 4. accidental deletion ----------------------------------------------------------
+
+
+def accidental_deletion(env: DrillEnvironment, opt: Options, progress: Progress) -> ScenarioResult:
+    result = ScenarioResult(Scenario.ACCIDENTAL_DELETION)
+    writer = env.writer()
+    time.sleep(opt.load_seconds)
+    target, deleted = incident(env, "DELETE FROM posts WHERE author_id = %s RETURNING id", (DELETED_AUTHOR,))
+    t0 = _now()
+    deleted_ids = [r[0] for r in deleted]
+    progress(f"  {len(deleted_ids)} posts of author {DELETED_AUTHOR} deleted at {target:%H:%M:%S.%f}; "
+             "the application keeps writing")
+    # The live database stays in service: only the deleted rows are brought back.
+    env.archive_now()
+    side = env.restore("side-deletion", target)
+    progress("  side cluster restored to just before the DELETE")
+    copied = copy_back(side, env, deleted_ids)
+    t_back = _now()
+    result.rto = t_back - t0
+    progress(f"  {copied['posts']} posts and {copied['comments']} comments copied back to the live database")
+    time.sleep(min(1.0, opt.load_seconds))  # the application carries on after the repair
+    writer.stop()
+    if writer.error:
+        raise writer.error
+
+    side_present = present_ids(side)
+    ex = exactness(env.ledger, side_present, target)
+    result.check("side restore exact at the target", ex.exact, ex.detail())
+    side_comments = {r[0] for r in query(side, "SELECT id FROM comments WHERE post_id = ANY(%s)", (deleted_ids,))}
+    live_present = present_ids(env.primary)
+    result.check("every deleted post is back", set(deleted_ids) <= live_present["posts"],
+                 f"{len(set(deleted_ids) - live_present['posts'])} of {len(deleted_ids)} missing")
+    result.check("every cascaded comment is back", side_comments <= live_present["comments"],
+                 f"{len(side_comments - live_present['comments'])} of {len(side_comments)} missing")
+    same = [_digest(c, deleted_ids) for c in (side, env.primary)]
+    result.check("restored rows identical to before the DELETE", same[0] == same[1], f"md5 {same[0]} vs {same[1]}")
+    ok, detail = seed_rows_present(env.primary, env.ledger.seed_rows)
+    result.check("pre-backup rows all present", ok, detail)
+    after = len(env.ledger.ids("posts", lambda a: a.commit_ts >= target))
+    result.check("writes after the DELETE kept (no rollback)", after > 0 and not [
+        a for a in env.ledger.acks if a.commit_ts >= target and a.id not in live_present[a.table]],
+        f"{after} posts written after the DELETE")
+    _finish(result, env.ledger, live_present, t_back)
+    result.check("no acknowledged row lost", result.rows_lost == 0, f"{result.rows_lost} lost")
+    result.facts.update(deleted_posts=len(deleted_ids), deleted_comments=len(side_comments),
+                        writes_refused_meanwhile=writer.rejected, target=target.isoformat())
+    return result
+
+
+def copy_back(side, env: DrillEnvironment, post_ids: list[int]) -> dict[str, int]:
+    """Copy the deleted posts and their comments from the side cluster into the live one,
+    skipping anything the live database already has again."""
+    selects = {
+        "posts": "SELECT id, author_id, body, created_at FROM posts WHERE id = ANY(%s)",
+        "comments": "SELECT id, post_id, author_id, body, created_at FROM comments WHERE post_id = ANY(%s)",
+    }
+    copied = {}
+    with (
+        psycopg.connect(side.dsn(DBNAME)) as src,
+        psycopg.connect(env.primary.dsn(DBNAME)) as dst,
+        dst.transaction(),
+    ):
+        for table, select in selects.items():  # posts first: comments reference them
+            dst.execute(f"CREATE TEMP TABLE incoming_{table} (LIKE {table}) ON COMMIT DROP")
+            with (
+                src.cursor().copy(f"COPY ({select}) TO STDOUT", (post_ids,)) as out,
+                dst.cursor().copy(f"COPY incoming_{table} FROM STDIN") as into,
+            ):
+                for chunk in out:
+                    into.write(chunk)
+            copied[table] = dst.execute(
+                f"INSERT INTO {table} SELECT * FROM incoming_{table} ON CONFLICT (id) DO NOTHING"
+            ).rowcount
+    return copied
+
+
+def _digest(cluster, post_ids: list[int]) -> str:
+    return query(
+        cluster,
+        "SELECT md5(coalesce(string_agg(p::text, '|' ORDER BY p.id), '')) FROM posts p WHERE id = ANY(%s)",
+        (post_ids,),
+    )[0][0]
+
+
+# --- 1. database corruption ----------------------------------------------------------
+
+
+def database_corruption(env: DrillEnvironment, opt: Options, progress: Progress) -> ScenarioResult:
+    result = ScenarioResult(Scenario.DATABASE_CORRUPTION)
+    writer = env.writer()
+    time.sleep(opt.load_seconds)
+    # A faulty migration scrambles every tenth post; it replicates to the standby at once,
+    # which is why only going back in time helps.
+    target, _ = incident(env, "UPDATE posts SET body = %s || md5(body) WHERE id %% 10 = 3 RETURNING id",
+                         (CORRUPTION_MARK,))
+    t0 = _now()
+    writer.stop()  # plan step 2: stop application writes
+    if writer.error:
+        raise writer.error
+    progress(f"  posts corrupted at {target:%H:%M:%S.%f}; writes stopped; restoring to just before")
+    env.archive_now()
+    restored = env.restore("pitr-corruption", target)
+    present = present_ids(restored)
+    ex = exactness(env.ledger, present, target)
+    result.check("point-in-time restore exact at the target", ex.exact, ex.detail())
+    corrupted = query(restored, "SELECT count(*) FROM posts WHERE body LIKE %s", (CORRUPTION_MARK + "%",))[0][0]
+    result.check("no corrupted row in the restored database", corrupted == 0, f"{corrupted} corrupted rows")
+    ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
+    result.check("pre-backup rows all present", ok, detail)
+    ok, detail = amcheck(restored)
+    result.check("pg_amcheck clean", ok, detail)
+    t_back = _now()
+    result.rto = t_back - t0
+    _finish(result, env.ledger, present, t0)
+    result.facts.update(target=target.isoformat(),
+                        rows_after_target_discarded=len(ex.present_after) + result.rows_lost)
+    return result
+
+
+# --- 2. data-centre loss ---------------------------------------------------------------
+
+
+def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> ScenarioResult:
+    result = ScenarioResult(Scenario.DATACENTRE_LOSS)
+    writer = env.writer()
+    stalled_pid = None
+    if opt.fault == "standby-stall":
+        # Injected fault: the (async) standby stops receiving WAL while the primary keeps
+        # acknowledging commits; the failover must then lose rows and the drill must say so.
+        time.sleep(opt.load_seconds / 2)
+        stalled_pid = query(env.standby, "SELECT pid FROM pg_stat_wal_receiver", dbname="postgres")[0][0]
+        os.kill(stalled_pid, signal.SIGSTOP)
+        progress(f"  FAULT INJECTED: standby WAL receiver (pid {stalled_pid}) stalled")
+        time.sleep(opt.load_seconds / 2)
+    else:
+        time.sleep(opt.load_seconds)
+    sync_state = "stalled" if stalled_pid else ("sync" if env.standby_streaming() else "not streaming")
+    t0 = _now()
+    env.primary.crash()
+    progress("  primary site lost (postmaster and all its processes SIGKILLed)")
+    if stalled_pid:
+        os.kill(stalled_pid, signal.SIGCONT)  # the promotion must be able to stop it
+    t_promote = time.monotonic()
+    query(env.standby, "SELECT pg_promote(wait => true)", dbname="postgres")
+    result.facts["promote_seconds"] = round(time.monotonic() - t_promote, 3)
+    writer.redirect(env.standby.dsn(DBNAME))
+    _wait_until(lambda: env.ledger.first_ack_after(t0) is not None, 60, "the first write on the new primary")
+    first = env.ledger.first_ack_after(t0)
+    result.rto = first.acked_at - t0
+    progress(f"  standby promoted; first write acknowledged {result.rto.total_seconds():.2f}s after the loss")
+    time.sleep(min(1.0, opt.load_seconds))
+    writer.stop()
+    if writer.error:
+        raise writer.error
+    present = present_ids(env.standby)
+    _finish(result, env.ledger, present, t0)
+    result.check("zero acknowledged rows lost (synchronous standby)", result.rows_lost == 0,
+                 f"{result.rows_lost} acknowledged rows missing after failover")
+    result.check("writes resumed on the promoted standby",
+                 not query(env.standby, "SELECT pg_is_in_recovery()", dbname="postgres")[0][0])
+    ok, detail = seed_rows_present(env.standby, env.ledger.seed_rows)
+    result.check("pre-backup rows all present", ok, detail)
+    result.facts.update(standby_state_at_loss=sync_state, writes_failed_during_failover=writer.rejected)
+    # The old primary is gone; the promoted standby is the site from now on.
+    env.primary, env.standby = env.standby, None
+    return result
+
+
+# --- 3. ransomware ---------------------------------------------------------------------
+
+
+def ransomware(env: DrillEnvironment, opt: Options, progress: Progress) -> ScenarioResult:
+    result = ScenarioResult(Scenario.RANSOMWARE)
+    writer = env.writer()
+    time.sleep(opt.load_seconds)
+    versions_before = len(env.store.versions())
+    t0 = _now()
+    env.primary.crash()
+    shutil.rmtree(env.primary.data_dir)  # "encrypted": the data directory is gone
+    writer.stop()
+    if writer.error:
+        raise writer.error
+    env.sealed += env.store.seal_unlocked()
+    versions, refused, markers = env.store.attack()
+    progress(f"  primary wiped; attacker's permanent deletes refused {refused}/{versions}, "
+             f"{markers} delete markers placed")
+    result.check("every permanent delete of a locked backup refused", refused == versions and versions > 0,
+                 f"{refused} of {versions} refused")
+    # Recovery: uncover the locked versions, then restore from them.
+    uncovered = env.store.remove_delete_markers()
+    result.check("all backup versions intact after the attack", len(env.store.versions()) == versions_before,
+                 f"{len(env.store.versions())} of {versions_before}")
+    restored = env.restore("ransomware-recovery", None)
+    present = present_ids(restored)
+    gaps = prefix_gaps(env.ledger, present)
+    result.check("restored history has no holes", not gaps, f"{len(gaps)} acknowledged rows missing mid-history")
+    ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
+    result.check("pre-backup rows all present", ok, detail)
+    ok, detail = amcheck(restored)
+    result.check("pg_amcheck clean", ok, detail)
+    t_back = _now()
+    result.rto = t_back - t0
+    _finish(result, env.ledger, present, t0)
+    # What the unarchived tail can cost is bounded by archive_timeout (the model's WAL cadence).
+    result.check("loss within the WAL archiving bound", result.rpo <= SCHEDULES.wal_archive_every,
+                 f"{result.rpo.total_seconds():.1f}s lost, bound {SCHEDULES.wal_archive_every}")
+    result.facts.update(backup_versions=versions, deletes_refused=refused, delete_markers_removed=uncovered,
+                        acknowledged_rows_in_unarchived_wal=result.rows_lost,
+                        versions_locked_by_the_drill_for_moto=env.sealed)
+    return result
+
+
+RUNNERS: dict[Scenario, Callable[[DrillEnvironment, Options, Progress], ScenarioResult]] = {
+    Scenario.ACCIDENTAL_DELETION: accidental_deletion,
+    Scenario.DATABASE_CORRUPTION: database_corruption,
+    Scenario.DATACENTRE_LOSS: datacentre_loss,
+    Scenario.RANSOMWARE: ransomware,
+}
