@@ -13,8 +13,10 @@ from drill.local import PG_BIN, PgCluster
 TABLES = ("posts", "comments")
 
 
-def present_ids(cluster: PgCluster) -> dict[str, set[int]]:
-    return {t: {r[0] for r in query(cluster, f"SELECT id FROM {t}")} for t in TABLES}
+def present_keys(cluster: PgCluster) -> dict[str, set[str]]:
+    """The idempotency keys of the writer's rows present in a database, per table."""
+    return {t: {str(r[0]) for r in query(cluster, f"SELECT request_id FROM {t} WHERE request_id IS NOT NULL")}
+            for t in TABLES}
 
 
 @dataclass
@@ -34,9 +36,9 @@ class Loss:
         return max(timedelta(0), max(a.acked_at for a in self.lost) - self.recovered_to)
 
 
-def loss(ledger: Ledger, present: dict[str, set[int]], incident: datetime) -> Loss:
-    lost = [a for a in ledger.acks if a.id not in present[a.table]]
-    survived = [a.commit_ts for a in ledger.acks if a.acked_at <= incident and a.id in present[a.table]]
+def loss(ledger: Ledger, present: dict[str, set[str]], incident: datetime) -> Loss:
+    lost = [a for a in ledger.acks if a.key not in present[a.table]]
+    survived = [a.commit_ts for a in ledger.acks if a.acked_at <= incident and a.key in present[a.table]]
     recovered_to = max([ledger.seeded_at, *survived])
     return Loss(lost, recovered_to)
 
@@ -57,21 +59,21 @@ class Exactness:
                 f"{len(self.present_after)} rows from after the target present")
 
 
-def exactness(ledger: Ledger, present: dict[str, set[int]], target: datetime) -> Exactness:
+def exactness(ledger: Ledger, present: dict[str, set[str]], target: datetime) -> Exactness:
     return Exactness(
-        missing_before=[a for a in ledger.acks if a.commit_ts < target and a.id not in present[a.table]],
-        present_after=[a for a in ledger.acks if a.commit_ts >= target and a.id in present[a.table]],
+        missing_before=[a for a in ledger.acks if a.commit_ts < target and a.key not in present[a.table]],
+        present_after=[a for a in ledger.acks if a.commit_ts >= target and a.key in present[a.table]],
     )
 
 
-def prefix_gaps(ledger: Ledger, present: dict[str, set[int]]) -> list[Ack]:
+def prefix_gaps(ledger: Ledger, present: dict[str, set[str]]) -> list[Ack]:
     """Replaying WAL to its end recovers a prefix of history: no acknowledged row may be
     missing from before the newest one that came back."""
-    survived = [a.commit_ts for a in ledger.acks if a.id in present[a.table]]
+    survived = [a.commit_ts for a in ledger.acks if a.key in present[a.table]]
     if not survived:
         return []
     newest = max(survived)
-    return [a for a in ledger.acks if a.commit_ts < newest and a.id not in present[a.table]]
+    return [a for a in ledger.acks if a.commit_ts < newest and a.key not in present[a.table]]
 
 
 def seed_rows_present(cluster: PgCluster, rows: int) -> tuple[bool, str]:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from drill.environment import DBNAME, DrillEnvironment, _wait_until, query
-from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_ids, seed_rows_present
+from drill.environment import DBNAME, STANDBY_NAME, DrillEnvironment, _wait_until, query
+from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_keys, seed_rows_present
 from drill.report import ScenarioResult
 from infra.model import SCHEDULES, Scenario
 
@@ -84,22 +84,25 @@ def accidental_deletion(env: DrillEnvironment, opt: Options, progress: Progress)
     if writer.error:
         raise writer.error
 
-    side_present = present_ids(side)
+    side_present = present_keys(side)
     ex = exactness(env.ledger, side_present, target)
     result.check("side restore exact at the target", ex.exact, ex.detail())
     side_comments = {r[0] for r in query(side, "SELECT id FROM comments WHERE post_id = ANY(%s)", (deleted_ids,))}
-    live_present = present_ids(env.primary)
-    result.check("every deleted post is back", set(deleted_ids) <= live_present["posts"],
-                 f"{len(set(deleted_ids) - live_present['posts'])} of {len(deleted_ids)} missing")
-    result.check("every cascaded comment is back", side_comments <= live_present["comments"],
-                 f"{len(side_comments - live_present['comments'])} of {len(side_comments)} missing")
+    live_posts = {r[0] for r in query(env.primary, "SELECT id FROM posts WHERE id = ANY(%s)", (deleted_ids,))}
+    live_comments = {r[0] for r in query(env.primary, "SELECT id FROM comments WHERE id = ANY(%s)",
+                                         (list(side_comments),))}
+    result.check("every deleted post is back", set(deleted_ids) == live_posts,
+                 f"{len(set(deleted_ids) - live_posts)} of {len(deleted_ids)} missing")
+    result.check("every cascaded comment is back", side_comments == live_comments,
+                 f"{len(side_comments - live_comments)} of {len(side_comments)} missing")
+    live_present = present_keys(env.primary)
     same = [_digest(c, deleted_ids) for c in (side, env.primary)]
     result.check("restored rows identical to before the DELETE", same[0] == same[1], f"md5 {same[0]} vs {same[1]}")
     ok, detail = seed_rows_present(env.primary, env.ledger.seed_rows)
     result.check("pre-backup rows all present", ok, detail)
-    after = len(env.ledger.ids("posts", lambda a: a.commit_ts >= target))
+    after = len(env.ledger.keys("posts", lambda a: a.commit_ts >= target))
     result.check("writes after the DELETE kept (no rollback)", after > 0 and not [
-        a for a in env.ledger.acks if a.commit_ts >= target and a.id not in live_present[a.table]],
+        a for a in env.ledger.acks if a.commit_ts >= target and a.key not in live_present[a.table]],
         f"{after} posts written after the DELETE")
     _finish(result, env.ledger, live_present, t_back)
     result.check("no acknowledged row lost", result.rows_lost == 0, f"{result.rows_lost} lost")
@@ -112,8 +115,8 @@ def copy_back(side, env: DrillEnvironment, post_ids: list[int]) -> dict[str, int
     """Copy the deleted posts and their comments from the side cluster into the live one,
     skipping anything the live database already has again."""
     selects = {
-        "posts": "SELECT id, author_id, body, created_at FROM posts WHERE id = ANY(%s)",
-        "comments": "SELECT id, post_id, author_id, body, created_at FROM comments WHERE post_id = ANY(%s)",
+        "posts": "SELECT * FROM posts WHERE id = ANY(%s)",
+        "comments": "SELECT * FROM comments WHERE post_id = ANY(%s)",
     }
     copied = {}
     with (
@@ -161,7 +164,7 @@ def database_corruption(env: DrillEnvironment, opt: Options, progress: Progress)
     progress(f"  posts corrupted at {target:%H:%M:%S.%f}; writes stopped; restoring to just before")
     env.archive_now()
     restored = env.restore("pitr-corruption", target)
-    present = present_ids(restored)
+    present = present_keys(restored)
     ex = exactness(env.ledger, present, target)
     result.check("point-in-time restore exact at the target", ex.exact, ex.detail())
     corrupted = query(restored, "SELECT count(*) FROM posts WHERE body LIKE %s", (CORRUPTION_MARK + "%",))[0][0]
@@ -186,12 +189,15 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
     writer = env.writer()
     stalled_pid = None
     if opt.fault == "standby-stall":
-        # Injected fault: the (async) standby stops receiving WAL while the primary keeps
+        # Injected fault: replication to the (async) standby stalls while the primary keeps
         # acknowledging commits; the failover must then lose rows and the drill must say so.
+        # The primary's walsender is the one stopped: a stalled receiver would still find the
+        # stream waiting in its socket buffer.
         time.sleep(opt.load_seconds / 2)
-        stalled_pid = query(env.standby, "SELECT pid FROM pg_stat_wal_receiver", dbname="postgres")[0][0]
+        stalled_pid = query(env.primary, "SELECT pid FROM pg_stat_replication WHERE application_name = %s",
+                            (STANDBY_NAME,), dbname="postgres")[0][0]
         os.kill(stalled_pid, signal.SIGSTOP)
-        progress(f"  FAULT INJECTED: standby WAL receiver (pid {stalled_pid}) stalled")
+        progress(f"  FAULT INJECTED: replication to the standby stalled (walsender pid {stalled_pid})")
         time.sleep(opt.load_seconds / 2)
     else:
         time.sleep(opt.load_seconds)
@@ -199,8 +205,6 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
     t0 = _now()
     env.primary.crash()
     progress("  primary site lost (postmaster and all its processes SIGKILLed)")
-    if stalled_pid:
-        os.kill(stalled_pid, signal.SIGCONT)  # the promotion must be able to stop it
     t_promote = time.monotonic()
     query(env.standby, "SELECT pg_promote(wait => true)", dbname="postgres")
     result.facts["promote_seconds"] = round(time.monotonic() - t_promote, 3)
@@ -213,7 +217,7 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
     writer.stop()
     if writer.error:
         raise writer.error
-    present = present_ids(env.standby)
+    present = present_keys(env.standby)
     _finish(result, env.ledger, present, t0)
     result.check("zero acknowledged rows lost (synchronous standby)", result.rows_lost == 0,
                  f"{result.rows_lost} acknowledged rows missing after failover")
@@ -221,7 +225,12 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
                  not query(env.standby, "SELECT pg_is_in_recovery()", dbname="postgres")[0][0])
     ok, detail = seed_rows_present(env.standby, env.ledger.seed_rows)
     result.check("pre-backup rows all present", ok, detail)
-    result.facts.update(standby_state_at_loss=sync_state, writes_failed_during_failover=writer.rejected)
+    seen: dict[tuple[str, int], int] = {}
+    for a in env.ledger.acks:
+        seen[(a.table, a.id)] = seen.get((a.table, a.id), 0) + 1
+    # After a lossy failover the new primary's sequences reissue ids the old one had given out.
+    result.facts.update(standby_state_at_loss=sync_state, writes_failed_during_failover=writer.rejected,
+                        acknowledged_ids_reissued=sum(n - 1 for n in seen.values()))
     # The old primary is gone; the promoted standby is the site from now on.
     env.primary, env.standby = env.standby, None
     return result
@@ -252,7 +261,7 @@ def ransomware(env: DrillEnvironment, opt: Options, progress: Progress) -> Scena
     result.check("all backup versions intact after the attack", len(env.store.versions()) == versions_before,
                  f"{len(env.store.versions())} of {versions_before}")
     restored = env.restore("ransomware-recovery", None)
-    present = present_ids(restored)
+    present = present_keys(restored)
     gaps = prefix_gaps(env.ledger, present)
     result.check("restored history has no holes", not gaps, f"{len(gaps)} acknowledged rows missing mid-history")
     ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
