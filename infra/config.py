@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -170,7 +170,18 @@ class App(_Strict):
     # DR site before activation: 0 is pilot light, 1 is warm standby.
     standby_replicas: int = Field(1, alias="standbyReplicas", ge=0, le=1)
     health_path: str = Field("/health", alias="healthPath")
-    hostname: str | None = None
+    hostname: str | None = None  # the public name the Ingress answers for (default: dns.recordName)
+    # Production scale: the HPA keeps between `replicas` and `maxReplicas` pods.
+    max_replicas: int = Field(10, alias="maxReplicas", ge=1, le=200)
+    cpu_target_percent: int = Field(70, alias="cpuTargetPercent", ge=10, le=95)
+    port: int = Field(8080, ge=1, le=65535)
+    namespace: str = Field("postoucancer", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    cpu_request: str = Field("250m", alias="cpuRequest")
+    cpu_limit: str = Field("1", alias="cpuLimit")
+    memory_request: str = Field("512Mi", alias="memoryRequest")
+    memory_limit: str = Field("512Mi", alias="memoryLimit")
+    ingress_class: str = Field("alb", alias="ingressClass")
+    certificate_arn: str | None = Field(None, alias="certificateArn", pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:")
 
 
 class Network(_Strict):
@@ -188,6 +199,9 @@ class Network(_Strict):
 
 
 class Dns(_Strict):
+    """Route 53 failover records; owned by the dr stack only (Route 53 is global)."""
+
+    zone_id: str | None = Field(None, alias="zoneId", pattern=r"^Z[A-Z0-9]{1,31}$")
     zone_name: str | None = Field(None, alias="zoneName")
     record_name: str | None = Field(None, alias="recordName")
     ttl: int = Field(60, ge=10, le=300)
@@ -200,6 +214,8 @@ class StackConfig(_Strict):
     regions: Regions
     peer_stack: str = Field(alias="peerStack")
     activated: bool = False
+    # When the DR site was activated (ISO 8601, UTC); `python -m infra.activate` sets it.
+    activated_at: datetime | None = Field(None, alias="activatedAt")
     objectives: Objectives | None = None
     retention: RetentionOverrides = Field(default_factory=RetentionOverrides)
     vault_lock: bool | None = Field(None, alias="vaultLock")
@@ -417,6 +433,7 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             "is only meaningful on the dr site (it promotes the DR site)",
             "pulumi config rm activated",
         )
+    _check_activation_and_dns(cfg)
     if cfg.objectives is not None:
         for key in ("rto", "rpo"):
             declared = getattr(cfg.objectives, key)
@@ -463,6 +480,49 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             "would leave production backups deletable (ransomware scenario)",
             "pulumi config rm vaultLock",
         )
+
+
+def _check_activation_and_dns(cfg: StackConfig) -> None:
+    if cfg.activated_at is not None and not cfg.activated:
+        raise _bad(
+            "activatedAt",
+            cfg.activated_at.isoformat(),
+            "is set but activated is false (a stale activation time would be exported)",
+            "pulumi config rm activatedAt",
+        )
+    if cfg.activated_at is not None and cfg.activated_at.tzinfo is None:
+        raise _bad(
+            "activatedAt",
+            cfg.activated_at.isoformat(),
+            "has no time zone",
+            f"pulumi config set activatedAt {cfg.activated_at.isoformat()}Z",
+        )
+    if cfg.app.max_replicas < cfg.app.replicas:
+        raise _bad(
+            "app.maxReplicas",
+            cfg.app.max_replicas,
+            f"is below app.replicas = {cfg.app.replicas}",
+            f"pulumi config set --path app.maxReplicas {cfg.app.replicas}",
+        )
+    d = cfg.dns
+    if bool(d.zone_id) != bool(d.record_name) or (d.zone_id and not d.zone_name):
+        raise _bad(
+            "dns",
+            d.model_dump(by_alias=True, exclude_none=True),
+            "needs zoneId, zoneName and recordName together (or none: no DNS failover)",
+            "pulumi config set --path dns.zoneId Z...; pulumi config set --path dns.zoneName <zone>; "
+            "pulumi config set --path dns.recordName api.<zone>",
+        )
+    if d.record_name and d.zone_name:
+        zone = d.zone_name.rstrip(".").lower()
+        name = d.record_name.rstrip(".").lower()
+        if not name.endswith("." + zone):
+            raise _bad(
+                "dns.recordName",
+                d.record_name,
+                f"is not a name below dns.zoneName {d.zone_name} (a failover CNAME cannot sit at the zone apex)",
+                f"pulumi config set --path dns.recordName api.{zone}",
+            )
 
 
 def check_objectives(cfg: StackConfig) -> list[model.Achieved]:

@@ -145,6 +145,14 @@ class _Mocks:
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}", uniqueId=f"AROA{rid.upper()}")
             return name, state
+        if args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
+            # The AWS Load Balancer Controller writes the ALB's name into the status.
+            lb = f"k8s-{rid[:8]}-{rid[8:12]}-{int(rid, 16) % 10**10}.{self.default_region}.elb.amazonaws.com"
+            state["status"] = {"loadBalancer": {"ingress": [{"hostname": lb}]}}
+            return f"{args.name}-{rid}", state
+        if args.typ == "aws:route53/record:Record":
+            state["fqdn"] = state.get("name")
+            return f"{state.get('zoneId')}_{state.get('name')}_{state.get('type')}_{state.get('setIdentifier')}", state
         if pkg == "aws":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.setdefault("name", name)

@@ -239,6 +239,11 @@ COLD_STORAGE_MIN_STAY = days(90)
 REPLICATION_TIME_CONTROL = 15 * MINUTE
 # A backup that has not completed within this long of its slot is missing (alarm).
 BACKUP_OVERDUE_AFTER = 26 * HOUR
+# DNS failover (issue 5): Route 53 probes the primary's health endpoint this often and
+# fails over after this many consecutive failures (Route 53 accepts 10 s or 30 s only).
+# Assumptions.dns_switch budgets for them plus the record TTL.
+HEALTH_CHECK_INTERVAL = timedelta(seconds=10)
+HEALTH_CHECK_FAILURES = 3
 
 
 def gfs_class(day: date, retention: Retention, schedules: Schedules = SCHEDULES) -> GfsClass:

@@ -7,7 +7,7 @@ from infra.site import Site
 
 def build(site: Site) -> None:
     # Imported here, in order: later concerns use what earlier ones put in site.parts.
-    from infra.aws import files
+    from infra.aws import app, failover, files
 
-    for concern in (files,):
+    for concern in (files, app, failover):
         concern.build(site)

@@ -1,0 +1,196 @@
+"""The platform's API on a site's Kubernetes cluster: Deployment, Service, Ingress, PDB, HPA.
+
+One `ApiServer` per site, on that site's cluster through an explicit provider (never the
+ambient kubeconfig: the prod and dr clusters are different clusters in different regions).
+
+Scale is the only thing that differs between a serving site and a standby one:
+- serving (prod, or dr once activated): `replicas` pods and an HPA between `replicas` and
+  `max_replicas` on CPU;
+- standby (dr before activation): `standby_replicas` pods (0 pilot light, 1 warm) and no
+  HPA — an HPA cannot hold 0 pods and would scale a warm standby up to its minimum.
+
+The Ingress answers the public hostname and, through its default backend, any Host header:
+Route 53 health checks connect to the load balancer's own name and must reach the health
+endpoint too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+APP_NAME = "api"  # Deployment/Service/Ingress name: the runbooks' kubectl commands use it
+HTTP_PORT_NAME = "http"
+
+
+@dataclass
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_target_percent: int
+
+
+@dataclass
+class ApiServerArgs:
+    namespace: str
+    image: str
+    replicas: int  # the Deployment's declared size (standby or production)
+    autoscaling: Autoscaling | None  # None: fixed size (standby)
+    health_path: str
+    port: int = 8080
+    hostname: str | None = None
+    ingress_class: str = "alb"
+    certificate_arn: str | None = None
+    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "512Mi"})
+    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "512Mi"})
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def ingress_annotations(args: ApiServerArgs) -> dict[str, str]:
+    """AWS Load Balancer Controller: internet-facing ALB, HTTPS only, pod-level targets."""
+    annotations = {
+        "alb.ingress.kubernetes.io/scheme": "internet-facing",
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/listen-ports": json.dumps([{"HTTPS": 443}]),
+        "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "alb.ingress.kubernetes.io/healthcheck-path": args.health_path,
+        "alb.ingress.kubernetes.io/backend-protocol": "HTTP",
+    }
+    if args.certificate_arn:
+        annotations["alb.ingress.kubernetes.io/certificate-arn"] = args.certificate_arn
+    return annotations
+
+
+class ApiServer(pulumi.ComponentResource):
+    """`postoucancer:k8s:ApiServer`."""
+
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    ingress: k8s.networking.v1.Ingress
+    pdb: k8s.policy.v1.PodDisruptionBudget
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    endpoint: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiServerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:k8s:ApiServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/part-of": "postoucancer", **args.labels}
+        selector = {"app.kubernetes.io/name": APP_NAME}
+        meta = {"name": APP_NAME, "namespace": args.namespace, "labels": labels}
+        probe = {"httpGet": {"path": args.health_path, "port": HTTP_PORT_NAME}, "periodSeconds": 10}
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta,
+            spec={
+                "replicas": args.replicas,
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 1,
+                                "topologyKey": "topology.kubernetes.io/zone",
+                                "whenUnsatisfiable": "ScheduleAnyway",
+                                "labelSelector": {"matchLabels": selector},
+                            }
+                        ],
+                        "containers": [
+                            {
+                                "name": APP_NAME,
+                                "image": args.image,
+                                "ports": [{"name": HTTP_PORT_NAME, "containerPort": args.port}],
+                                "resources": {"requests": args.requests, "limits": args.limits},
+                                "readinessProbe": probe,
+                                "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": HTTP_PORT_NAME, "port": 80, "targetPort": HTTP_PORT_NAME}],
+            },
+            opts=child,
+        )
+        backend = {"service": {"name": APP_NAME, "port": {"name": HTTP_PORT_NAME}}}
+        rules = []
+        tls = []
+        if args.hostname:
+            rules.append(
+                {
+                    "host": args.hostname,
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+                }
+            )
+            tls.append({"hosts": [args.hostname]})  # the controller finds the ACM certificate by host
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={**meta, "annotations": ingress_annotations(args)},
+            spec={
+                "ingressClassName": args.ingress_class,
+                "defaultBackend": backend,
+                "rules": rules,
+                "tls": tls,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
+        )
+        # maxUnavailable (not minAvailable): a 0- or 1-pod standby must never block node drains.
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta,
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+            opts=child,
+        )
+        self.hpa = None
+        if args.autoscaling is not None:
+            a = args.autoscaling
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=meta,
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP_NAME},
+                    "minReplicas": a.min_replicas,
+                    "maxReplicas": a.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": a.cpu_target_percent},
+                            },
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+            )
+        # The load balancer's DNS name, once the controller has provisioned it.
+        self.endpoint = self.ingress.status.apply(_lb_hostname)
+        self.register_outputs({"endpoint": self.endpoint, "replicas": args.replicas})
+
+
+def _lb_hostname(status) -> str:
+    entries = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    for entry in entries:
+        if entry.hostname:
+            return entry.hostname
+    raise ValueError("the Ingress has no load-balancer hostname: is the AWS Load Balancer Controller installed?")
