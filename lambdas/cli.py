@@ -65,6 +65,19 @@ def _event(args: argparse.Namespace) -> dict:
     return event
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries the parent's
+    high-water mark over fork+exec into it, which inflates a child's figure."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from lambdas import service
@@ -77,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         result, code = {"status": "invalid", **exc.as_dict()}, 2
     except DataPlaneError as exc:
         result, code = {"status": "failed", **exc.as_dict()}, 1
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = peak_rss_mb()
     if code:
         print(f"{args.command} failed: {result.get('message')}", file=sys.stderr)
     print(json.dumps(result, default=str))

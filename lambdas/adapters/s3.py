@@ -108,7 +108,7 @@ class S3Store:
         return self._after_write(key, resp, len(data), options)
 
     def head(self, key: str, version_id: str | None = None) -> StoredObject:
-        args = {"VersionId": version_id} if version_id else {}
+        args = {"VersionId": version_id} if version_id not in (None, "null") else {}
         try:
             h = self.s3.head_object(Bucket=self.bucket, Key=key, **args)
         except ClientError as exc:
@@ -122,7 +122,7 @@ class S3Store:
         return b"".join(self.iter_chunks(key, version_id))
 
     def iter_chunks(self, key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        args = {"VersionId": version_id} if version_id else {}
+        args = {"VersionId": version_id} if version_id not in (None, "null") else {}
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=key, **args)["Body"]
         except ClientError as exc:
@@ -161,7 +161,7 @@ class S3Store:
         ignore Object Lock headers on multipart uploads.) Compliance retention can only be
         lengthened, so this never weakens a lock.
         """
-        if until is None or version is None:
+        if until is None or version in (None, "null"):
             return
         h = self.s3.head_object(Bucket=self.bucket, Key=key, VersionId=version)
         current = h.get("ObjectLockRetainUntilDate")

@@ -91,7 +91,7 @@ class BackupRequest(_Request):
         "at": "give an ISO 8601 time with a zone, e.g. 2026-11-27T02:00:00Z, or omit it (now)",
         "compression_level": "use a zstd level from 1 to 19 (default 3)",
         "compression_threads": "use 0 (single-threaded) to 64 compression threads",
-        "part_size_mb": "use a part size from 5 to 512 MiB (S3 allows 10,000 parts)",
+        "part_size_mb": "use a part size from 5 to 512 MiB (default 8; S3 allows 10,000 parts: 8 MiB parts = 78 GiB)",
         "object_lock": "use auto (lock when the bucket has Object Lock), on, or off",
     }
 
@@ -99,7 +99,7 @@ class BackupRequest(_Request):
     at: AwareDatetime | None = None  # the run's logical time (default: now); picks the slot
     compression_level: int = Field(default=3, ge=1, le=19)
     compression_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=64)
-    part_size_mb: int = Field(default=16, ge=5, le=512)
+    part_size_mb: int = Field(default=8, ge=5, le=512)
     object_lock: Literal["auto", "on", "off"] = "auto"
 
 

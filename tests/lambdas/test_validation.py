@@ -23,7 +23,7 @@ def test_environment_gives_defaults_event_overrides():
     req = load_request(BackupRequest, {"database": "other_db", "at": "2026-01-01T02:00:00+01:00"}, ENV)
     assert (req.database, req.bucket, req.kms_key_id) == ("other_db", "pouc-backups", "alias/backups")
     assert req.at.utcoffset().total_seconds() == 3600
-    assert req.part_size_mb == 16 and req.object_lock == "auto"
+    assert req.part_size_mb == 8 and req.object_lock == "auto"
 
 
 def test_missing_required_fields_name_event_field_and_env_var():
