@@ -37,6 +37,7 @@ class Recorded:
     protect: bool = False
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
     provider: str = ""
     custom: bool = True
@@ -201,6 +202,7 @@ def _make_monitor(mocks: _Mocks, records: list[Recorded]):
                         protect=bool(request.protect),
                         retain_on_delete=bool(request.retainOnDelete),
                         delete_before_replace=bool(request.deleteBeforeReplace),
+                        ignore_changes=list(request.ignoreChanges),
                         dependencies=list(request.dependencies),
                         provider=request.provider,
                         custom=bool(request.custom),

@@ -1,0 +1,207 @@
+"""What DR activation changes: the dr stack with `activated: false` vs `true`, offline.
+
+    diff_activation(pair) -> list[Change]
+
+Both the activation wrapper (`python -m infra.activate --dry-run`) and the offline plan
+(`python -m infra.plan`) call it. Each side is the real program under Pulumi's mock
+runtime, reading the primary's outputs exactly as a real `pulumi up -s dr` would; the
+resources are matched by URN (a changed URN is a delete plus a create, as for the engine).
+
+The mock runtime has no provider to say whether a change replaces a resource, so
+`REPLACED_BY` names, per resource type this project uses, the input properties whose
+change makes the provider replace it (from the providers' schemas: `ForceNew` in
+terraform-provider-aws, immutable fields in Kubernetes). A replacement or deletion of a
+protected (stateful) resource is what activation must never do; `Change.risky` says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from infra.mockrun import PairRun, Recorded, StackRun, run_stack
+
+ACTIVATED = "postoucancer-dr:activated"
+ACTIVATED_AT = "postoucancer-dr:activatedAt"
+
+# Input property paths (prefixes) whose change replaces the resource.
+REPLACED_BY: dict[str, tuple[str, ...]] = {
+    "aws:rds/instance:Instance": (
+        "identifier",
+        "engine",
+        "kmsKeyId",
+        "storageEncrypted",
+        "dbName",
+        "username",
+        "characterSetName",
+        "availabilityZone",
+        "snapshotIdentifier",
+        "restoreToPointInTime",
+        "timezone",
+    ),
+    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
+    "aws:kms/key:Key": ("customerMasterKeySpec", "keySpec", "keyUsage", "multiRegion"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        "replicationGroupId",
+        "atRestEncryptionEnabled",
+        "kmsKeyId",
+        "subnetGroupName",
+        "snapshotArns",
+        "snapshotName",
+    ),
+    "aws:backup/vault:Vault": ("name", "kmsKeyArn"),
+    "aws:route53/record:Record": ("zoneId", "name", "setIdentifier"),
+    "aws:route53/healthCheck:HealthCheck": ("type", "referenceName", "requestInterval", "measureLatency"),
+    "aws:ssm/parameter:Parameter": ("name",),
+    "kubernetes:apps/v1:Deployment": ("metadata.name", "metadata.namespace", "spec.selector"),
+    "kubernetes:core/v1:Service": ("metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"),
+    "kubernetes:core/v1:Namespace": ("metadata.name",),
+    "kubernetes:networking.k8s.io/v1:Ingress": ("metadata.name", "metadata.namespace"),
+    "kubernetes:policy/v1:PodDisruptionBudget": ("metadata.name", "metadata.namespace"),
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("metadata.name", "metadata.namespace"),
+}
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    path: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {_show(self.before)} → {_show(self.after)}"
+
+
+@dataclass
+class Change:
+    action: str  # "create" | "delete" | "update" | "replace"
+    type: str
+    name: str
+    urn: str
+    stateful: bool  # protected or retained on delete
+    properties: list[PropertyChange] = field(default_factory=list)
+
+    @property
+    def risky(self) -> bool:
+        """A stateful resource replaced or deleted: activation must never do this."""
+        return self.stateful and self.action in ("delete", "replace")
+
+    @property
+    def paths(self) -> set[str]:
+        return {p.path for p in self.properties}
+
+    def __str__(self) -> str:
+        sign = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}[self.action]
+        flag = " [STATEFUL]" if self.stateful else ""
+        head = f"{sign} {self.action:<7} {self.type.split(':')[-1]} {self.name}{flag}"
+        if self.action in ("update", "replace"):
+            return head + ": " + "; ".join(str(p) for p in self.properties)
+        return head
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    if value is _ABSENT:
+        return "(unset)"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(unset)"
+
+
+_ABSENT = _Absent()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested inputs as {"spec.replicas": 3, "records[0]": "..."}; lists of scalars stay whole."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    if isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def property_changes(before: Recorded, after: Recorded) -> list[PropertyChange]:
+    a, b = _flatten(before.inputs), _flatten(after.inputs)
+    return [
+        PropertyChange(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+    ]
+
+
+def _replaces(type_: str, changes: list[PropertyChange]) -> bool:
+    prefixes = REPLACED_BY.get(type_, ())
+    return any(c.path == p or c.path.startswith((p + ".", p + "[")) for c in changes for p in prefixes)
+
+
+def diff_runs(before: StackRun, after: StackRun) -> list[Change]:
+    """Every custom resource created, deleted, updated or replaced between two runs."""
+    old = {r.urn: r for r in before.resources if r.custom}
+    new = {r.urn: r for r in after.resources if r.custom}
+    changes: list[Change] = []
+    for urn, r in old.items():
+        if urn not in new:
+            changes.append(Change("delete", r.type, r.name, urn, r.protect or r.retain_on_delete))
+    for urn, r in new.items():
+        if urn not in old:
+            changes.append(Change("create", r.type, r.name, urn, r.protect or r.retain_on_delete))
+            continue
+        props = property_changes(old[urn], r)
+        if props:
+            action = "replace" if _replaces(r.type, props) else "update"
+            changes.append(Change(action, r.type, r.name, urn, old[urn].protect or old[urn].retain_on_delete, props))
+    order = {"delete": 0, "replace": 1, "update": 2, "create": 3}
+    return sorted(changes, key=lambda c: (order[c.action], c.type, c.name))
+
+
+def _config_of(run: StackRun) -> dict[str, Any]:
+    # The run's config as it was given (secrets arrive as placeholders; the program reads
+    # them with require_secret, which marks them secret again).
+    return {k: v for k, v in run.config.items() if k not in (ACTIVATED, ACTIVATED_AT)}
+
+
+def activation_runs(pair: PairRun, at: datetime | None = None) -> tuple[StackRun, StackRun]:
+    """The dr stack of `pair`, not activated and activated, both reading the primary's outputs.
+
+    `at`: the activation time to configure (`activatedAt`); None leaves it to the program.
+    """
+    config = _config_of(pair.dr)
+    peer = pair.primary.outputs
+    if pair.dr.config.get(ACTIVATED, "false") == "false":
+        before = pair.dr
+    else:
+        before = run_stack(pair.dr.stack, config=config, peer_outputs=peer, overrides={ACTIVATED: False})
+    overrides: dict[str, Any] = {ACTIVATED: True}
+    if at is not None:
+        overrides[ACTIVATED_AT] = at.isoformat().replace("+00:00", "Z")
+    after = run_stack(pair.dr.stack, config=config, peer_outputs=peer, overrides=overrides)
+    return before, after
+
+
+def diff_activation(pair: PairRun, at: datetime | None = None) -> list[Change]:
+    """What `pulumi config set activated true -s <dr> && pulumi up -s <dr>` changes."""
+    before, after = activation_runs(pair, at)
+    return diff_runs(before, after)
+
+
+def output_changes(before: StackRun, after: StackRun) -> list[PropertyChange]:
+    """Stack outputs that activation changes (e.g. dns.primaryTarget, app.replicas)."""
+    a, b = _flatten(before.outputs), _flatten(after.outputs)
+    return [
+        PropertyChange(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+    ]

@@ -1,0 +1,112 @@
+"""DR activation (issue 5): dr with activated false vs true, under mocks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from infra.activation import Change, diff_activation, diff_runs
+from infra.mockrun import load_stack_config, run_stack
+
+P = "postoucancer-dr:"
+AT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+
+# What activation is meant to change, and nothing else: (action, type, name, changed input paths).
+INTENDED = {
+    # DNS: the PRIMARY failover record is forced to the DR site (and its DR health check).
+    ("update", "aws:route53/record:Record", "dr-dns-primary"): {"records", "healthCheckId"},
+    # The API goes from standby to production size and gets its autoscaler.
+    ("update", "kubernetes:apps/v1:Deployment", "dr-api-deployment"): {"spec.replicas"},
+    ("create", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api-hpa"): set(),
+    # The activation time, kept stable across later `pulumi up`s.
+    ("create", "aws:ssm/parameter:Parameter", "dr-activated-at"): set(),
+}
+# The data tier (issue 3) promotes the replica: an in-place update dropping replicateSourceDb.
+RDS = "aws:rds/instance:Instance"
+
+
+@pytest.fixture(scope="module")
+def changes(pair_prod) -> list[Change]:
+    return diff_activation(pair_prod, at=AT)
+
+
+@pytest.fixture(scope="module")
+def activated(pair_prod):
+    return run_stack(
+        "dr",
+        peer_outputs=pair_prod.primary.outputs,
+        overrides={P + "activated": True, P + "activatedAt": "2026-11-27T21:00:00Z"},
+    )
+
+
+def _app_config(stack: str) -> dict:
+    return load_stack_config(stack)[P + "app"]
+
+
+def test_activation_changes_exactly_the_intended_resources(changes, dr):
+    found = {(c.action, c.type, c.name): c.paths for c in changes}
+    replicas = [r for r in dr.of_type(RDS) if r.inputs.get("replicateSourceDb")]
+    for r in replicas:
+        promoted = found.pop(("update", RDS, r.name), set())
+        assert "replicateSourceDb" in promoted, f"the replica {r.name} is not promoted on activation"
+    assert found == INTENDED
+
+
+def test_activation_replaces_or_deletes_nothing_stateful(changes, dr, activated):
+    assert not [c for c in changes if c.risky]
+    assert not [c for c in changes if c.action in ("delete", "replace")]
+    after = {r.urn for r in activated.resources}
+    protected = [r for r in dr.resources if r.protect or r.retain_on_delete]
+    assert protected, "the dr stack protects its stateful resources"
+    assert [r.name for r in protected if r.urn not in after] == []
+
+
+def test_a_stateful_replacement_would_be_flagged(dr):
+    """The guard itself: change a replace-forcing property of a protected resource."""
+    import copy
+
+    after = copy.deepcopy(dr)
+    bucket = next(r for r in after.resources if r.type == "aws:s3/bucket:Bucket" and r.protect)
+    bucket.inputs["bucket"] = "renamed"
+    (change,) = diff_runs(dr, after)
+    assert change.action == "replace" and change.risky
+
+
+def test_standby_scale_before_and_production_scale_after(dr, activated):
+    app = _app_config("dr")
+    before = dr.one("kubernetes:apps/v1:Deployment", "dr-api")
+    after = activated.one("kubernetes:apps/v1:Deployment", "dr-api")
+    assert before.inputs["spec"]["replicas"] == app["standbyReplicas"]
+    assert after.inputs["spec"]["replicas"] == app["replicas"] > app["standbyReplicas"]
+    assert not dr.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"), "no HPA on a standby"
+    hpa = activated.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api")
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (
+        app["replicas"],
+        app["maxReplicas"],
+    )
+    assert activated.outputs["app"]["scale"] == "production"
+    assert dr.outputs["app"]["scale"] == ("pilot-light" if app["standbyReplicas"] == 0 else "warm-standby")
+
+
+def test_activation_time_is_exported_and_stable(activated, dr):
+    param = activated.one("aws:ssm/parameter:Parameter", "activated-at")
+    assert activated.outputs["activatedAt"] == "2026-11-27T21:00:00Z" == param.inputs["value"]
+    assert param.ignore_changes == ["value"], "a later pulumi up must not move the activation time"
+    assert param.region == "eu-central-1"
+    assert "activatedAt" not in dr.outputs and dr.outputs["activated"] is False
+
+
+def test_activation_without_configured_time_uses_the_run_time(pair_prod):
+    run = run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
+    at = datetime.fromisoformat(run.outputs["activatedAt"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - at).total_seconds()) < 120
+
+
+def test_offline_plan_shows_what_activation_changes(pair_prod):
+    from infra.plan import activation_lines, render_text
+
+    lines = activation_lines(pair_prod)
+    assert any("dr-dns-primary" in line and "records" in line for line in lines)
+    assert any("dr-api-deployment" in line and "spec.replicas" in line for line in lines)
+    assert "pulumi config set activated true -s dr" in render_text({"prod": pair_prod})
