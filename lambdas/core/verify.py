@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +138,24 @@ def _record(store, req, manifest: Manifest, run_id: str, body: dict, log) -> str
 
 
 def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Manifest, run_id: str, log):
+    with restored(store, db, m, log=log) as (target, restore_seconds), target.connect(autocommit=True) as conn:
+        counts = row_counts(conn)
+        _compare_counts(m.row_counts, counts)
+        probes = _run_probes(conn, req.probes)
+    age = (datetime.now(UTC) - m.finished_at).total_seconds()
+    if req.max_age_hours is not None and age > req.max_age_hours * 3600:
+        raise VerifyFailed(f"the newest backup is {age / 3600:.1f} h old (limit {req.max_age_hours} h)",
+                           cause="backup_stale", age_seconds=age)
+    return VerifyResult("passed", mkey, m.object_key, restore_seconds, 0.0, age, counts, probes)
+
+
+def load_manifest(store: ObjectStore, key: str) -> Manifest:
+    """Read and validate a manifest (VerifyFailed: manifest_missing / manifest_malformed)."""
+    return _load_manifest(store, key)
+
+
+def check_object(store: ObjectStore, m: Manifest) -> None:
+    """The manifest's object exists with its size and encryption key (before any restore)."""
     try:
         head = store.head(m.object_key, m.version_id)
     except NotFound:
@@ -150,26 +170,27 @@ def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Ma
         raise VerifyFailed(f"backup object is encrypted with {head.encryption_key}, manifest says {m.encryption_key}",
                            cause="encryption_key_mismatch", expected=m.encryption_key, actual=head.encryption_key)
 
-    scratch = f"verify_{layout.slot_id(m.slot).replace('-', '').lower()}_{uuid.uuid4().hex[:8]}"
+
+@contextmanager
+def restored(store: ObjectStore, db: DbConn, m: Manifest, *, name_prefix: str = "verify",
+             log: Any = None) -> Iterator[tuple[DbConn, float]]:
+    """Check the object, restore it (streamed, checked) into a new scratch database on `db`'s
+    server and yield (its DbConn, restore seconds). The scratch database is always dropped,
+    also when the restore or the caller's block fails."""
+    check_object(store, m)
+    scratch = f"{name_prefix}_{layout.slot_id(m.slot).replace('-', '').lower()}_{uuid.uuid4().hex[:8]}"
     admin = db.connect(autocommit=True)
     try:
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
         try:
             restore_seconds = _restore(store, db.with_db(scratch), m)
-            with db.with_db(scratch).connect(autocommit=True) as conn:
-                counts = row_counts(conn)
-                _compare_counts(m.row_counts, counts)
-                probes = _run_probes(conn, req.probes)
+            yield db.with_db(scratch), restore_seconds
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-            log.info("scratch database dropped", extra={"scratch_database": scratch})
+            if log is not None:
+                log.info("scratch database dropped", extra={"scratch_database": scratch})
     finally:
         admin.close()
-    age = (datetime.now(UTC) - m.finished_at).total_seconds()
-    if req.max_age_hours is not None and age > req.max_age_hours * 3600:
-        raise VerifyFailed(f"the newest backup is {age / 3600:.1f} h old (limit {req.max_age_hours} h)",
-                           cause="backup_stale", age_seconds=age)
-    return VerifyResult("passed", mkey, m.object_key, restore_seconds, 0.0, age, counts, probes)
 
 
 def _restore(store: ObjectStore, target: DbConn, m: Manifest) -> float:
