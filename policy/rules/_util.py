@@ -1,0 +1,267 @@
+"""Helpers shared by the rules: unknown-safe property access, the stack's resource index,
+the site context (role and tier), IAM statement parsing, regions of ARNs.
+
+The rules see the engine's view of a resource: camelCase property names, resource
+*inputs* in resource validation, resource *outputs* in stack validation, and during a
+preview some values unknown (reading one raises `UnknownValueError`). A rule that cannot
+know a value during a preview skips that resource instead of guessing; the same rule sees
+the real value at `pulumi up` and in the offline runner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
+
+from infra.config import Role
+from infra.model import Tier
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+BUCKET = "aws:s3/bucket:Bucket"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
+
+_MISSING = object()
+
+
+def get(props: Mapping[str, Any] | None, *path: str | int, default: Any = None) -> Any:
+    """props[path...] or `default` when absent; raises UnknownValueError when unknown."""
+    cur: Any = props
+    for key in path:
+        if cur is None:
+            return default
+        try:
+            if isinstance(key, int):  # noqa: SIM108
+                cur = cur[key]
+            else:
+                cur = cur.get(key, _MISSING) if isinstance(cur, Mapping) else _MISSING
+        except (IndexError, KeyError, TypeError):
+            return default
+        if cur is _MISSING:
+            return default
+    return default if cur is None else cur
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping):
+        return [value]
+    return list(value)
+
+
+def truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def each_known(items: Iterable[Any], check: Callable[[Any], None]) -> None:
+    """Run `check` on each item; an item whose values are unknown (preview) is skipped."""
+    for item in items:
+        try:
+            check(item)
+        except UnknownValueError:
+            continue
+
+
+# --- regions ----------------------------------------------------------------------
+
+_ARN = re.compile(r"^arn:aws[a-z-]*:([a-z0-9-]+):([a-z0-9-]*):")
+
+
+def arn_region(arn: Any) -> str | None:
+    """The region of an ARN (None for global ARNs, e.g. S3 buckets and IAM)."""
+    m = _ARN.match(str(arn or ""))
+    return (m.group(2) or None) if m else None
+
+
+def arn_service(arn: Any) -> str | None:
+    m = _ARN.match(str(arn or ""))
+    return m.group(1) if m else None
+
+
+def resource_region(props: Mapping[str, Any], provider: Any) -> str | None:
+    """pulumi-aws v7 per-resource `region`, else the provider's region."""
+    region = get(props, "region")
+    if region:
+        return str(region)
+    if provider is not None:
+        region = get(getattr(provider, "props", None), "region")
+        if region:
+            return str(region)
+    return None
+
+
+# --- the stack ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    role: Role
+    tier: Tier
+    inferred: bool  # True when neither policy config nor the stack's `site` export said
+
+
+class Stack:
+    """An index over StackValidationArgs.resources."""
+
+    def __init__(self, args: StackValidationArgs):
+        self.args = args
+        self.resources: list[PolicyResource] = list(args.resources)
+        self._by_type: dict[str, list[PolicyResource]] = {}
+        for r in self.resources:
+            self._by_type.setdefault(r.resource_type, []).append(r)
+
+    def of_type(self, *types: str) -> list[PolicyResource]:
+        return [r for t in types for r in self._by_type.get(t, [])]
+
+    def region(self, r: PolicyResource) -> str | None:
+        return resource_region(r.props, r.provider)
+
+    # Pulumi ComponentResources keep the site prefix (infra/site.py: "<role>-<base>").
+    def site(self) -> Site:
+        config = self.args.get_config() or {}
+        role, tier = config.get("role"), config.get("tier")
+        if role is None or tier is None:
+            for root in self.of_type(STACK_TYPE):
+                try:
+                    site = get(root.props, "site") or {}
+                    role = role or site.get("role")
+                    tier = tier or site.get("tier")
+                except UnknownValueError:
+                    pass
+        inferred = role is None or tier is None
+        if role is None:
+            # infra/site.py names every resource "<role>-<base>".
+            dr_prefix = f"{Role.DR.value}-"
+            role = Role.DR.value if any(r.name.startswith(dr_prefix) for r in self.resources) else Role.PRIMARY.value
+        if tier is None:
+            tier = Tier.PROD.value  # unknown: judge by the strictest tier
+        return Site(Role(role), Tier(tier), inferred)
+
+    def bucket_of(self, config: PolicyResource, key: str = "bucket") -> PolicyResource | None:
+        """The Bucket a bucket-level configuration resource belongs to."""
+        return self.find(config, key, BUCKET, ("bucket", "id"))
+
+    def find(
+        self, source: PolicyResource, key: str, target_type: str, target_keys: tuple[str, ...]
+    ) -> PolicyResource | None:
+        """The resource of `target_type` that `source.props[key]` refers to: by value when
+        known, else by the property's dependency (a preview of a new stack)."""
+        candidates = self.of_type(target_type)
+        try:
+            value = get(source.props, key)
+        except UnknownValueError:
+            value = None
+        if value is not None:
+            for c in candidates:
+                for tk in target_keys:
+                    try:
+                        if get(c.props, tk) == value:
+                            return c
+                    except UnknownValueError:
+                        continue
+        deps = source.property_dependencies.get(key) or []
+        matches = [d for d in deps if d.resource_type == target_type]
+        if len(matches) == 1:
+            return matches[0]
+        if value is None:
+            matches = [d for d in source.dependencies if d.resource_type == target_type]
+            if len(matches) == 1:
+                return matches[0]
+        return None
+
+    def configs_by_bucket(self, config_type: str) -> dict[str, list[PolicyResource]]:
+        """Bucket URN → its configuration resources of `config_type`."""
+        out: dict[str, list[PolicyResource]] = {}
+        for c in self.of_type(config_type):
+            b = self.bucket_of(c)
+            if b is not None:
+                out.setdefault(b.urn, []).append(c)
+        return out
+
+    def log_target_buckets(self) -> set[str]:
+        """URNs of buckets that receive S3 server access logs."""
+        targets: set[str] = set()
+        for logging in self.of_type(LOGGING):
+            b = self.find(logging, "targetBucket", BUCKET, ("bucket", "id"))
+            if b is not None:
+                targets.add(b.urn)
+        return targets
+
+
+def stack_policy(
+    check: Callable[[Stack, ReportViolation], None],
+) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        check(Stack(args), report)
+
+    validate.__name__ = check.__name__
+    validate.__doc__ = check.__doc__
+    return validate
+
+
+def tags(props: Mapping[str, Any]) -> dict[str, str]:
+    return dict(get(props, "tags") or {})
+
+
+def label(r: PolicyResource) -> str:
+    return f"{r.resource_type.rsplit(':', 1)[-1]} '{r.name}'"
+
+
+# --- IAM ---------------------------------------------------------------------------
+
+
+def policy_statements(document: Any) -> list[dict[str, Any]]:
+    """The statements of an IAM policy document given as JSON text or a dict."""
+    if document is None or document == "":
+        return []
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return []
+    if not isinstance(document, Mapping):
+        return []
+    return [dict(s) for s in as_list(document.get("Statement")) if isinstance(s, Mapping)]
+
+
+def allows(statement: Mapping[str, Any]) -> bool:
+    return statement.get("Effect") == "Allow"
+
+
+def actions(statement: Mapping[str, Any]) -> list[str]:
+    return [str(a) for a in as_list(statement.get("Action"))]
+
+
+def resources(statement: Mapping[str, Any]) -> list[str]:
+    return [str(a) for a in as_list(statement.get("Resource"))]
+
+
+def action_matches(pattern: str, action: str) -> bool:
+    """Does the IAM action pattern (with * and ?) grant `action`? Case-insensitive, as IAM."""
+    regex = "^" + re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+    return re.match(regex, action.lower()) is not None
+
+
+def iter_statements(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    for d in documents:
+        yield from policy_statements(d)
