@@ -11,7 +11,8 @@ and measures, each in its own process:
   pg_dump -Fc > /dev/null                 the tool alone (zlib, the default compression)
   plan's two-step script                  pg_dump -Fc -f FILE, then upload FILE (boto3 managed upload)
   python -m lambdas backup                pg_dump -Fc -Z0 | zstd (threads) | SHA-256 | multipart upload
-  pg_restore of the local FILE            plain restore (--single-transaction, no -j)
+  pg_restore of the local FILE            plain restore (--single-transaction, no -j), of the
+                                          plan's gzip file and of an uncompressed -Z0 file
   python -m lambdas verify                streamed download + SHA-256 + zstd -d | pg_restore, then checks
 
 Prints the figures and writes them as JSON to bench/results/ (not committed).
@@ -132,6 +133,8 @@ def main() -> None:
     ap.add_argument("--size-mb", type=int, default=1024, help="database size to build (pg_database_size)")
     ap.add_argument("--level", type=int, default=3, help="zstd level for the backup")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="zstd threads for the backup")
+    ap.add_argument("--compare-levels", type=lambda v: [int(x) for x in v.split(",") if x], default=[1, 2],
+                    help="other zstd levels to time (backup only), comma-separated; '' for none")
     ap.add_argument("--workdir", default=None, help="where the cluster and dump files go (default: a temp dir)")
     args = ap.parse_args()
 
@@ -188,6 +191,16 @@ def main() -> None:
         t, _ = timed([str(PG_BIN / "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
                       "--single-transaction", "-d", "plain_restore", str(dump)], env=pg_env)
         results["pg_restore_local_s"] = round(t, 1)
+        # ... and of an uncompressed (-Z0) local file: pg_restore without zlib's cost
+        dump_z0 = work / "plain-z0.dump"
+        timed([str(PG_BIN / "pg_dump"), "-Fc", "-Z0", "-f", str(dump_z0)], env=pg_env)
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE plain_restore")
+            conn.execute("CREATE DATABASE plain_restore TEMPLATE template0")
+        t, _ = timed([str(PG_BIN / "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+                      "--single-transaction", "-d", "plain_restore", str(dump_z0)], env=pg_env)
+        results["pg_restore_local_Z0_s"] = round(t, 1)
+        dump_z0.unlink()
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("DROP DATABASE plain_restore")
 
@@ -197,6 +210,15 @@ def main() -> None:
         v = json.loads(proc.stdout.strip().splitlines()[-1])
         results.update(verify_total_s=round(t, 1), verify_restore_s=v["restore_seconds"],
                        verify_peak_rss_mb=v["peak_rss_mb"])
+
+        # 6. other zstd levels (backup only), to justify the default
+        for level in args.compare_levels:
+            e = {**benv, "BACKUP_COMPRESSION_LEVEL": str(level), "BACKUP_PREFIX": f"level{level}"}
+            t, proc = timed([PY, "-m", "lambdas", "backup"], env=e, capture_output=True, text=True, cwd=ROOT)
+            o = json.loads(proc.stdout.strip().splitlines()[-1])
+            results.setdefault("levels", {})[f"zstd-{level}"] = {
+                "backup_s": round(t, 1), "object_mib": round(o["manifest"]["stored_bytes"] / MiB, 1),
+                "peak_rss_mb": o["peak_rss_mb"]}
     finally:
         moto.stop()
         cluster.destroy()
@@ -214,6 +236,7 @@ def main() -> None:
         "backup_rss_mb": results["backup_peak_rss_mb"],
         "verify_restore_vs_plain_x": round(results["verify_restore_s"] / results["pg_restore_local_s"], 2),
         "verify_total_vs_plain_x": round(results["verify_total_s"] / results["pg_restore_local_s"], 2),
+        "verify_total_vs_plain_Z0_x": round(results["verify_total_s"] / results["pg_restore_local_Z0_s"], 2),
     }
     print(json.dumps(results, indent=2))
     out_dir = ROOT / "bench" / "results"

@@ -80,6 +80,9 @@ def run_backup(
         store.head(mkey)
     except NotFound:
         pass
+    except Exception as exc:
+        fail(exc)
+        raise
     else:
         log.info("slot already backed up: nothing to do", extra=resource)
         tel.audit(AuditEvent("backup.create", "skipped", actor, resource, reason="slot_already_backed_up"))

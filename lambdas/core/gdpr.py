@@ -1,0 +1,506 @@
+"""GDPR on backups: the erasure ledger, its re-application after any restore, and the export
+of one user's data from a given backup.
+
+Backups are immutable (compliance-mode Object Lock, locked vaults): a deleted user cannot be
+cut out of them. Erasure is therefore enforced in two ways: every erasure is recorded in a
+ledger kept *outside* the backups, and every restore re-applies the whole ledger before the
+database is used again; the backups that still hold the user expire with their retention.
+docs/gdpr.md states the policy; this module is the mechanism.
+
+Ledger: one JSON object per erased user, `<ledger_prefix>/<database>/<user_id>.json`, in a
+bucket that is not the backup bucket, created with a conditional put (If-None-Match: *) so an
+entry is never overwritten (append-only; recording the same user twice is a no-op), SSE-KMS,
+and under COMPLIANCE lock when the bucket has Object Lock, until every backup that can hold
+the user has expired. An entry holds the user id, the time of erasure, who recorded it and an
+optional ticket reference: no other personal data.
+
+What "belongs to a user" is read from the restored database's foreign keys, not typed here:
+the users table, every table with a foreign key to it, and every table with a foreign key to
+one of those, transitively. A new table is covered as soon as it has its foreign key.
+
+- Erasure (`apply_erasures`) deletes every row that references an erased user directly or
+  through other rows (e.g. other users' comments on the erased user's posts, as the live
+  deletion's ON DELETE CASCADE does, and the media of those posts), children first, in one
+  transaction, and reports the counts. Idempotent: a second run deletes nothing.
+- Export (`export_user`) returns the rows that are the user's own: in a table with a foreign
+  key to the users table, the rows whose user column is the user (their comments, not other
+  people's comments on their posts); in a table without one, the rows that hang off the user's
+  own rows (the media of their posts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import psycopg
+from psycopg import sql
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+
+from infra.model import RETENTION, Tier
+
+from . import layout
+from .audit import Actor, AuditEvent
+from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _PREFIX, _Request
+from .errors import AlreadyExists, DataPlaneError, NotFound
+from .pg import DbConn
+from .storage import ObjectStore, WriteOptions
+from .verify import load_manifest, newest_manifest, restored
+
+LEDGER_FORMAT = 1
+EXPORT_FORMAT = 1
+DEFAULT_LEDGER_PREFIX = "gdpr/erasures"
+DEFAULT_EXPORT_PREFIX = "gdpr/exports"
+SCRATCH_PREFIX = "gdpr_export"  # scratch databases: gdpr_export_<slot>_<random>
+LEDGER_TAG = {"gdpr": "erasure"}
+# An erasure entry outlives every backup that can hold the user: a backup taken just before
+# the erasure is kept at most RETENTION[tier].longest; one more day covers the slot.
+LEDGER_MARGIN = timedelta(days=1)
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # integer ids and UUIDs; safe as a key component
+_TABLE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}\.[A-Za-z_][A-Za-z0-9_]{0,62}$"
+_REFERENCE = r"^[\x20-\x7e]{1,200}$"
+
+
+class GdprError(DataPlaneError):
+    cause = "gdpr_error"
+
+
+# --- requests ----------------------------------------------------------------------
+
+_GDPR_ENV = {
+    **_COMMON_ENV,
+    "ledger_bucket": "GDPR_LEDGER_BUCKET",
+    "ledger_prefix": "GDPR_LEDGER_PREFIX",
+    "users_table": "GDPR_USERS_TABLE",
+}
+_GDPR_FIX = {
+    **_COMMON_FIX,
+    "user_id": "give the user's id as in the users table's primary key (digits, or a UUID): 1-64 of A-Z a-z 0-9 _ -",
+    "ledger_bucket": "set env GDPR_LEDGER_BUCKET (or event.ledger_bucket) to the erasure ledger bucket, which must"
+    " not be the backup bucket",
+    "ledger_prefix": f"use a key prefix of letters, digits and / _ . - (default: {DEFAULT_LEDGER_PREFIX})",
+    "users_table": "give the users table as schema.table (default: public.users)",
+}
+
+
+def _user_id_before(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return v
+
+
+class _GdprRequest(_Request):
+    ENV: ClassVar[dict[str, str]] = _GDPR_ENV
+    FIX: ClassVar[dict[str, str]] = _GDPR_FIX
+
+    bucket: str | None = Field(default=None, pattern=_BUCKET, description="the backup bucket (export reads it)")
+    ledger_bucket: str = Field(pattern=_BUCKET)
+    ledger_prefix: str = Field(default=DEFAULT_LEDGER_PREFIX, pattern=_PREFIX)
+    users_table: str = Field(default="public.users", pattern=_TABLE)
+
+    @field_validator("ledger_bucket")
+    @classmethod
+    def _outside_backups(cls, v: str, info: ValidationInfo) -> str:
+        if v == info.data.get("bucket"):
+            raise ValueError(f"{v!r} is the backup bucket: the ledger must live outside the backups")
+        return v
+
+
+class RecordErasureRequest(_GdprRequest):
+    ENV: ClassVar[dict[str, str]] = {
+        **_GDPR_ENV,
+        "kms_key_id": "GDPR_LEDGER_KMS_KEY_ID",
+        "object_lock": "GDPR_LEDGER_OBJECT_LOCK",
+    }
+    FIX: ClassVar[dict[str, str]] = {
+        **_GDPR_FIX,
+        "kms_key_id": "set env GDPR_LEDGER_KMS_KEY_ID (or event.kms_key_id) to the ledger's KMS key ARN, id or alias",
+        "erased_at": "give an ISO 8601 time with a zone, e.g. 2026-11-27T10:00:00Z, or omit it (now)",
+        "reference": "give a ticket/request id of at most 200 printable ASCII characters (no personal data)",
+        "object_lock": "use auto (lock when the ledger bucket has Object Lock), on, or off",
+        "apply": "true to also delete the user in the database now, false to only record",
+    }
+
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+    kms_key_id: str = Field(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_-]+$")
+    erased_at: AwareDatetime | None = None
+    reference: str | None = Field(default=None, pattern=_REFERENCE)
+    object_lock: Literal["auto", "on", "off"] = "auto"
+    apply: bool = False
+
+    _uid = field_validator("user_id", mode="before")(_user_id_before)
+
+
+class ReapplyRequest(_GdprRequest):
+    pass
+
+
+class ExportRequest(_GdprRequest):
+    ENV: ClassVar[dict[str, str]] = {
+        **_GDPR_ENV,
+        "export_bucket": "GDPR_EXPORT_BUCKET",
+        "export_prefix": "GDPR_EXPORT_PREFIX",
+        "export_kms_key_id": "GDPR_EXPORT_KMS_KEY_ID",
+    }
+    FIX: ClassVar[dict[str, str]] = {
+        **_GDPR_FIX,
+        "manifest_key": "give the key of a manifest under <prefix>/<database>/manifests/, or omit it for the newest",
+        "export_bucket": "set env GDPR_EXPORT_BUCKET to the bucket exports are written to, or unset it (returned)",
+        "export_prefix": f"use a key prefix of letters, digits and / _ . - (default: {DEFAULT_EXPORT_PREFIX})",
+        "export_kms_key_id": "set env GDPR_EXPORT_KMS_KEY_ID to the KMS key exports are encrypted with",
+    }
+
+    bucket: str = Field(pattern=_BUCKET, description="the backup bucket")
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+    manifest_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    export_bucket: str | None = Field(default=None, pattern=_BUCKET)
+    export_prefix: str = Field(default=DEFAULT_EXPORT_PREFIX, pattern=_PREFIX)
+    export_kms_key_id: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_-]+$")
+
+    _uid = field_validator("user_id", mode="before")(_user_id_before)
+
+    @field_validator("manifest_key")
+    @classmethod
+    def _a_manifest_of_database(cls, v: str | None, info: ValidationInfo) -> str | None:
+        database = info.data.get("database")
+        if v is not None and database and f"/{database}/manifests/" not in f"/{v}":
+            raise ValueError(f"{v!r} is not a manifest of database {database!r}")
+        return v
+
+    @field_validator("export_kms_key_id")
+    @classmethod
+    def _key_with_bucket(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("export_bucket") and not v:
+            raise ValueError("export_bucket is set but no export_kms_key_id: exports are personal data")
+        return v
+
+
+# --- ownership from the foreign keys ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    table: str  # schema.table holding the column
+    column: str
+    parent: str  # schema.table referenced
+    parent_column: str
+
+
+@dataclass(frozen=True)
+class Ownership:
+    root: str  # the users table, schema.table
+    key: str  # its primary-key column
+    key_type: str  # format_type() of that column, e.g. bigint, uuid
+    order: tuple[str, ...]  # the users table and every table that belongs to it, parents first
+    fks: dict[str, tuple[ForeignKey, ...]]  # table -> its foreign keys to tables in `order`
+
+
+def _ident(table: str) -> sql.Identifier:
+    schema, name = table.split(".", 1)
+    return sql.Identifier(schema, name)
+
+
+_FKS = """
+SELECT cn.nspname || '.' || cl.relname, a.attname, pn.nspname || '.' || pl.relname, pa.attname,
+       cardinality(c.conkey)
+FROM pg_constraint c
+JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
+JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
+WHERE c.contype = 'f'
+ORDER BY 1, 2
+"""
+
+
+def primary_key(conn: psycopg.Connection, table: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
+        ORDER BY array_position(i.indkey::int2[], a.attnum)
+        """,
+        (table,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def ownership(conn: psycopg.Connection, users_table: str) -> Ownership:
+    """The users table and the tables that belong to it, from the catalog's foreign keys."""
+    if conn.execute("SELECT to_regclass(%s)", (users_table,)).fetchone()[0] is None:
+        raise GdprError(f"users table {users_table} does not exist in database {conn.info.dbname}",
+                        cause="users_table_missing", users_table=users_table)
+    pk = primary_key(conn, users_table)
+    if len(pk) != 1:
+        raise GdprError(f"{users_table} must have a one-column primary key (has {len(pk)})",
+                        cause="unsupported_schema", users_table=users_table)
+    all_fks = [(ForeignKey(t, c, p, pc), n) for t, c, p, pc, n in conn.execute(_FKS).fetchall()]
+    owned = {users_table}
+    grew = True
+    while grew:
+        grew = False
+        for fk, _n in all_fks:
+            if fk.parent in owned and fk.table not in owned:
+                owned.add(fk.table)
+                grew = True
+    fks: dict[str, list[ForeignKey]] = {t: [] for t in owned}
+    for fk, n in all_fks:
+        if fk.parent not in owned:
+            continue
+        if n != 1:
+            raise GdprError(f"{fk.table} has a {n}-column foreign key to {fk.parent}: not supported",
+                            cause="unsupported_schema", table=fk.table)
+        if fk.table == fk.parent:
+            raise GdprError(f"{fk.table}.{fk.column} references its own table: not supported (extend lambdas/core/"
+                            "gdpr.py with a recursive query first)", cause="unsupported_schema", table=fk.table)
+        fks[fk.table].append(fk)
+    order: list[str] = []
+    pending = set(owned)
+    while pending:
+        ready = sorted(t for t in pending if all(fk.parent in order for fk in fks[t]))
+        if not ready:
+            raise GdprError(f"foreign keys form a cycle among {sorted(pending)}: not supported",
+                            cause="unsupported_schema", tables=sorted(pending))
+        order.extend(ready)
+        pending.difference_update(ready)
+    return Ownership(users_table, pk[0][0], pk[0][1], tuple(order), {t: tuple(v) for t, v in fks.items()})
+
+
+_IDS = sql.SQL("SELECT id FROM pg_temp.gdpr_ids")
+
+
+def _reach(own: Ownership, table: str) -> sql.Composable:
+    """Rows of `table` that reference a listed user directly or through other rows."""
+    if table == own.root:
+        return sql.SQL("{} IN ({})").format(sql.Identifier(own.key), _IDS)
+    parts = [sql.SQL("{} IN (SELECT {} FROM {} WHERE {})").format(
+        sql.Identifier(fk.column), sql.Identifier(fk.parent_column), _ident(fk.parent), _reach(own, fk.parent))
+        for fk in own.fks[table]]
+    return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")")
+
+
+def _belongs(own: Ownership, table: str) -> sql.Composable:
+    """Rows of `table` that are the listed user's own (see the module docstring)."""
+    if table == own.root:
+        return sql.SQL("{} IN ({})").format(sql.Identifier(own.key), _IDS)
+    direct = [fk for fk in own.fks[table] if fk.parent == own.root]
+    parts = [sql.SQL("{} IN (SELECT {} FROM {} WHERE {})").format(
+        sql.Identifier(fk.column), sql.Identifier(fk.parent_column), _ident(fk.parent), _belongs(own, fk.parent))
+        for fk in (direct or own.fks[table])]
+    return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")")
+
+
+def _load_ids(conn: psycopg.Connection, own: Ownership, ids: Iterable[str]) -> None:
+    conn.execute(sql.SQL("CREATE TEMP TABLE gdpr_ids (id {} PRIMARY KEY) ON COMMIT DROP").format(
+        sql.SQL(own.key_type)))
+    ids = sorted(set(ids))
+    try:
+        with conn.transaction(), conn.cursor().copy("COPY pg_temp.gdpr_ids (id) FROM STDIN") as copy:
+            for uid in ids:
+                copy.write_row((uid,))
+    except psycopg.errors.DataError as exc:
+        detail = str(exc).splitlines()[0]
+        raise GdprError(f"user_id: not a valid {own.key_type} for {own.root}.{own.key}: {detail}",
+                        cause="invalid_user_id", field="user_id", type=own.key_type) from None
+
+
+def apply_erasures(db: DbConn, users_table: str, user_ids: Iterable[str]) -> dict[str, int]:
+    """Delete the users and every row that belongs to them, in one transaction; rows deleted per table."""
+    ids = list(user_ids)
+    with db.connect(autocommit=False) as conn:
+        with conn.transaction():
+            own = ownership(conn, users_table)
+            deleted = {t: 0 for t in own.order}
+            if not ids:
+                return deleted
+            _load_ids(conn, own, ids)
+            for table in reversed(own.order):  # children first: no foreign key is ever violated
+                cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(_ident(table), _reach(own, table)))
+                deleted[table] = cur.rowcount
+        return deleted
+
+
+def user_rows(conn: psycopg.Connection, users_table: str, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The user's own rows per table, as JSON objects (to_jsonb), ordered by primary key."""
+    with conn.transaction():
+        own = ownership(conn, users_table)
+        _load_ids(conn, own, [user_id])
+        out = {}
+        for table in own.order:
+            pk = [sql.Identifier(c) for c, _t in primary_key(conn, table)]
+            q = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {}").format(_ident(table), _belongs(own, table))
+            if pk:
+                q += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(pk)
+            out[table] = [r[0] for r in conn.execute(q).fetchall()]
+        return out
+
+
+# --- the ledger -------------------------------------------------------------------
+
+
+def ledger_prefix(prefix: str, database: str) -> str:
+    base = prefix.strip("/")
+    return f"{base}/{database}/" if base else f"{database}/"
+
+
+def ledger_key(prefix: str, database: str, user_id: str) -> str:
+    return f"{ledger_prefix(prefix, database)}{user_id}.json"
+
+
+def ledger_user_ids(store: ObjectStore, prefix: str, database: str) -> list[str]:
+    """Every erased user id of the database's ledger; a key that is not an entry fails loudly."""
+    base = ledger_prefix(prefix, database)
+    ids, bad = [], []
+    for key in store.list_keys(base):
+        name = key[len(base):]
+        uid = name.removesuffix(".json")
+        if name.endswith(".json") and re.fullmatch(USER_ID_PATTERN, uid):
+            ids.append(uid)
+        else:
+            bad.append(key)
+    if bad:
+        raise GdprError(f"the erasure ledger holds keys that are not entries: {bad[:10]}", cause="ledger_malformed",
+                        keys=bad[:100])
+    return sorted(ids)
+
+
+def _fail(tel, action: str, actor: Actor, resource: dict, exc: Exception) -> None:
+    cause = exc.cause if isinstance(exc, DataPlaneError) else type(exc).__name__
+    tel.audit(AuditEvent(action, "failure", actor, resource, reason=cause, details={"error": str(exc)[:1000]}))
+    tel.log.error(f"{action} failed", extra={**resource, "cause": cause, "error": str(exc)[:1000]})
+
+
+def _telemetry(telemetry):
+    from .telemetry import Telemetry
+
+    return telemetry or Telemetry()
+
+
+def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | None, *, actor: Actor,
+                   telemetry: Any = None, now: datetime | None = None) -> dict[str, Any]:
+    """Record one erasure in the ledger (append-only, idempotent); with req.apply also delete now."""
+    tel = _telemetry(telemetry)
+    now = now or datetime.now(UTC)
+    key = ledger_key(req.ledger_prefix, req.database, req.user_id)
+    resource = {"database": req.database, "user_id": req.user_id, "ledger_bucket": req.ledger_bucket,
+                "ledger_key": key}
+    try:
+        entry = {"format": LEDGER_FORMAT, "database": req.database, "user_id": req.user_id,
+                 "erased_at": (req.erased_at or now).isoformat(), "recorded_at": now.isoformat(),
+                 "recorded_by": {"principal": actor.principal, "via": actor.via}, "reference": req.reference}
+        kms = ledger.resolve_encryption_key(req.kms_key_id)
+        locked = req.object_lock == "on" or (req.object_lock == "auto" and ledger.object_lock_enabled())
+        if req.object_lock == "on" and not ledger.object_lock_enabled():
+            raise GdprError(f"object_lock=on but bucket {req.ledger_bucket} has no Object Lock",
+                            cause="object_lock_unavailable")
+        retain = now + RETENTION[Tier(req.tier)].longest.delta + LEDGER_MARGIN if locked else None
+        try:
+            stored = ledger.put_if_absent(key, json.dumps(entry, indent=2).encode(),
+                                          WriteOptions(encryption_key=kms, tags=LEDGER_TAG, retain_until=retain))
+            status = "recorded"
+            resource["version_id"] = stored.version_id
+        except AlreadyExists:
+            entry = json.loads(ledger.read(key))
+            status = "already_recorded"
+        result: dict[str, Any] = {"status": status, "ledger_key": key, "entry": entry,
+                                  "retain_until": retain.isoformat() if retain and status == "recorded" else None}
+        if req.apply:
+            if db is None:
+                raise GdprError("apply asked but no database given", cause="invalid_request")
+            result["deleted"] = apply_erasures(db, req.users_table, [req.user_id])
+    except Exception as exc:
+        _fail(tel, "gdpr.erasure.record", actor, resource, exc)
+        raise
+    tel.audit(AuditEvent("gdpr.erasure.record", "success" if status == "recorded" else "skipped", actor, resource,
+                         reason=None if status == "recorded" else "already recorded",
+                         details={"applied": req.apply, "deleted": result.get("deleted"),
+                                  "reference": req.reference}))
+    tel.log.info("erasure recorded", extra={**resource, "status": status})
+    return result
+
+
+def reapply_ledger(req: ReapplyRequest, ledger: ObjectStore, db: DbConn, *, actor: Actor,
+                   telemetry: Any = None) -> dict[str, Any]:
+    """After a restore: delete every erased user of the ledger and what belongs to them (idempotent)."""
+    tel = _telemetry(telemetry)
+    t0 = time.monotonic()
+    resource = {"database": req.database, "target_database": db.dbname, "ledger_bucket": req.ledger_bucket,
+                "ledger_prefix": ledger_prefix(req.ledger_prefix, req.database)}
+    try:
+        ids = ledger_user_ids(ledger, req.ledger_prefix, req.database)
+        deleted = apply_erasures(db, req.users_table, ids)
+    except Exception as exc:
+        _fail(tel, "gdpr.erasure.reapply", actor, resource, exc)
+        raise
+    result = {"status": "applied", "ledger_entries": len(ids), "users_deleted": deleted.get(req.users_table, 0),
+              "rows_deleted": sum(deleted.values()), "deleted": deleted,
+              "duration_seconds": round(time.monotonic() - t0, 3)}
+    tel.audit(AuditEvent("gdpr.erasure.reapply", "success", actor, resource,
+                         details={k: v for k, v in result.items() if k != "status"}))
+    tel.log.info("erasure ledger re-applied", extra={**resource, "rows_deleted": result["rows_deleted"]})
+    return result
+
+
+def export_user(req: ExportRequest, store: ObjectStore, ledger: ObjectStore, db: DbConn, *, actor: Actor,
+                telemetry: Any = None, now: datetime | None = None) -> dict[str, Any]:
+    """One user's own rows from one backup (manifest key, or the newest) as a JSON-able document.
+
+    The backup is restored into a scratch database on `db`'s server by the verify path
+    (streamed, checksummed); the scratch database is dropped whatever happens. A user who is
+    in the erasure ledger is refused (cause user_erased): their data is not processed again.
+    """
+    tel = _telemetry(telemetry)
+    resource: dict[str, Any] = {"database": req.database, "user_id": req.user_id, "manifest_key": req.manifest_key}
+    try:
+        try:
+            ledger.head(ledger_key(req.ledger_prefix, req.database, req.user_id))
+        except NotFound:
+            pass
+        else:
+            raise GdprError(f"user_id: user {req.user_id} of {req.database} is in the erasure ledger: not exported",
+                            cause="user_erased", field="user_id")
+        mkey = req.manifest_key or newest_manifest(store, req.prefix, req.database)
+        resource["manifest_key"] = mkey
+        m = load_manifest(store, mkey)
+        resource.update(object_key=m.object_key, version_id=m.version_id, slot=layout.slot_id(m.slot))
+        with restored(store, db, m, name_prefix=SCRATCH_PREFIX, log=tel.log) as (target, restore_seconds):
+            with target.connect(autocommit=True) as conn:
+                tables = user_rows(conn, req.users_table, req.user_id)
+    except Exception as exc:
+        _fail(tel, "gdpr.export", actor, resource, exc)
+        raise
+    counts = {t: len(rows) for t, rows in tables.items()}
+    doc = {
+        "format": EXPORT_FORMAT,
+        "kind": "gdpr-export",
+        "database": req.database,
+        "user_id": req.user_id,
+        "found": bool(tables.get(req.users_table)),
+        "backup": {"manifest_key": mkey, "slot": m.slot.isoformat(), "finished_at": m.finished_at.isoformat(),
+                   "object_key": m.object_key, "version_id": m.version_id, "sha256": m.sha256},
+        "exported_at": (now or datetime.now(UTC)).isoformat(),
+        "row_counts": counts,
+        "tables": tables,
+    }
+    tel.audit(AuditEvent("gdpr.export", "success", actor, resource,
+                         details={"found": doc["found"], "row_counts": counts,
+                                  "restore_seconds": round(restore_seconds, 3)}))
+    tel.log.info("user exported", extra={**resource, "rows": sum(counts.values())})
+    return doc
+
+
+def store_export(req: ExportRequest, exports: ObjectStore, doc: dict[str, Any]) -> str:
+    """Write the export document (personal data: SSE-KMS with the export key); its key."""
+    stamp = datetime.fromisoformat(doc["exported_at"]).strftime("%Y%m%dT%H%M%SZ")
+    key = f"{req.export_prefix.strip('/')}/{req.database}/{req.user_id}/{stamp}.json"
+    kms = exports.resolve_encryption_key(req.export_kms_key_id)
+    exports.put_if_absent(key, json.dumps(doc, ensure_ascii=False).encode(),
+                          WriteOptions(encryption_key=kms, tags={"gdpr": "export"}))
+    return key
