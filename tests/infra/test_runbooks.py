@@ -1,0 +1,251 @@
+"""The runbooks (issue 5): generated objectives, and every command they name exists here.
+
+Each command in a ```bash block of docs/runbooks/*.md and docs/failback.md is checked
+against this project: `pulumi` subcommands name real stacks, config keys the typed config
+knows and outputs the stacks export (under mocks); `python -m` commands go through the
+module's own argument parser (the activation dry run actually runs); `kubectl` commands
+name the namespace, Deployment and replica counts the program declares; `aws` commands name
+an operation and parameters of the AWS API (botocore's service model); `psql` commands take
+their DSN from the environment and run read-only SQL or a \\copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+import pytest
+
+from infra import config
+from infra.mockrun import ROOT, load_stack_config, run_stack
+from infra.model import Scenario, format_duration
+from infra.runbooks import BEGIN, commands, documents, runbook_path, stale
+from infra.runbooks import achieved as achieved_objectives
+
+P = "postoucancer-dr:"
+ALL = [c for doc in documents() for c in commands(doc)]
+
+
+def test_every_scenario_has_a_runbook_with_numbered_steps():
+    for scenario in Scenario:
+        text = runbook_path(scenario).read_text()
+        steps = [int(n) for n in re.findall(r"^(\d+)\. \*\*", text, re.M)]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 4, scenario
+        assert BEGIN in text
+        assert commands(runbook_path(scenario)), f"{scenario.value} names no command"
+    assert (ROOT / "docs" / "failback.md").exists()
+
+
+def test_objectives_blocks_are_up_to_date():
+    assert stale() == [], "run: python -m infra.runbooks --write"
+
+
+def test_runbook_numbers_are_the_models_achieved_objectives():
+    """Independent of the renderer: the row in each runbook equals achieved_objectives(prod)."""
+    for scenario, a in achieved_objectives("prod").items():
+        text = runbook_path(scenario).read_text()
+        row = re.search(r"^\| this topology achieves \| (\S+) \| (\S+) \|$", text, re.M)
+        assert row, scenario
+        assert row.groups() == (format_duration(a.rpo), format_duration(a.rto))
+        plan = re.search(r"^\| the plan's objective \| (\S+) \| (\S+) \|$", text, re.M)
+        assert plan.groups() == (format_duration(a.objective.rpo), format_duration(a.objective.rto))
+        assert a.met
+
+
+def test_the_runbooks_name_the_project_commands():
+    tools = {(c.argv[0], c.argv[2] if c.argv[:2] == ["python", "-m"] else "") for c in ALL}
+    for expected in (("python", "infra.activate"), ("python", "lambdas"), ("python", "drill"), ("pulumi", "")):
+        assert expected in tools
+
+
+# --- the command checker ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(pair_prod):
+    activated = run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
+    return {"prod": [pair_prod.primary], "dr": [pair_prod.dr, activated]}
+
+
+def _option(argv: list[str], *names: str) -> str | None:
+    for i, a in enumerate(argv):
+        for n in names:
+            if a == n and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(n + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def _positionals(argv: list[str], with_value: set[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in with_value:
+            skip = True
+        elif not a.startswith("-"):
+            out.append(a)
+    return out
+
+
+def _check_pulumi(argv, runs):
+    stack = _option(argv, "--stack", "-s")
+    assert stack in runs, f"--stack names no stack of this project: {stack}"
+    assert (ROOT / f"Pulumi.{stack}.yaml").exists()
+    flags = {a for a in argv[2:] if a.startswith("-")} - {"--stack", "-s"}
+    assert flags <= {"--yes", "--diff", "--json", "--path", "--secret"}, flags
+    sub = argv[1]
+    pos = _positionals(argv[2:], {"--stack", "-s"})
+    if sub in ("up", "preview", "refresh"):
+        assert pos == []
+    elif sub == "config":
+        op, key = pos[0], pos[1]
+        assert op in ("set", "rm", "get")
+        top = key.split(".", 1)[0]
+        known = config._known_fields(config.StackConfig)
+        assert top in known or top in config.SECRET_KEYS, f"unknown config key {key}"
+        if "." in key:
+            nested = known[top]
+            assert nested is not None and key.split(".")[1] in config._known_fields(nested), key
+        if op == "set" and key == "activated":
+            assert pos[2] in ("true", "false")
+    elif sub == "stack":
+        assert pos[0] in ("output", "select")
+        if pos[0] == "output" and len(pos) > 1:
+            exported = set().union(*(r.outputs for r in runs[stack]))
+            assert pos[1] in exported, f"stack {stack} exports no {pos[1]}"
+    else:
+        raise AssertionError(f"pulumi {sub} is not a command the runbooks may use")
+
+
+def _check_python(argv, runs):
+    assert argv[1] == "-m"
+    module, args = argv[2], argv[3:]
+    if module == "infra.activate":
+        from infra import activate
+
+        activate.parser().parse_args(args)
+        if "--dry-run" in args:
+            out = io.StringIO()
+            assert activate.main(args, out=out) == 0, out.getvalue()
+            assert "dry run complete" in out.getvalue()
+    elif module == "infra.plan":
+        from infra import plan
+
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert plan.main(args) == 0
+        assert "what `pulumi config set activated true -s dr" in out.getvalue()
+    elif module == "lambdas":
+        from lambdas import cli
+
+        cli._event(cli._parser().parse_args(args))  # validates flags and probes
+    elif module == "drill":
+        from drill import cli as drill_cli
+
+        drill_cli.parse_args(args)
+    elif module == "infra.runbooks":
+        from infra import runbooks
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert runbooks.main(args) == 0
+    else:
+        raise AssertionError(f"python -m {module} is not a module of this project")
+
+
+def _check_kubectl(argv, runs):
+    site = _option(argv, "--context")
+    namespace = _option(argv, "-n", "--namespace")
+    assert site in runs, f"--context names no site: {site}"
+    run = runs[site][0]
+    (ns,) = run.of_type("kubernetes:core/v1:Namespace")
+    assert namespace == ns.inputs["metadata"]["name"]
+    deployment = run.one("kubernetes:apps/v1:Deployment").inputs["metadata"]["name"]
+    pos = _positionals(argv[1:], {"--context", "-n", "--namespace"})
+    assert pos[-1] == f"deployment/{deployment}", pos
+    if pos[0] == "scale":
+        replicas = int(_option(argv, "--replicas"))
+        app = {**config.App().model_dump(by_alias=True), **load_stack_config(site).get(P + "app", {})}
+        assert replicas in (0, app["replicas"], app["standbyReplicas"]), f"{replicas} is no size of {site}"
+    else:
+        assert pos[:2] == ["rollout", "status"], pos
+
+
+def _check_aws(argv, runs):
+    import botocore.session
+
+    session = botocore.session.get_session()
+    service = {"s3api": "s3"}.get(argv[1], argv[1])
+    model = session.get_service_model(service)
+    operations = {op.lower(): op for op in model.operation_names}
+    args = argv[2:]
+    if args[0] == "wait":
+        waiters = {w.lower(): w for w in session.get_waiter_model(service).waiter_names}
+        waiter = args[1].replace("-", "")
+        assert waiter in waiters, f"aws {argv[1]} wait {args[1]} does not exist"
+        op_name = session.get_waiter_model(service).get_waiter(waiters[waiter]).operation
+        args = args[2:]
+    else:
+        op = args[0].replace("-", "")
+        assert op in operations, f"aws {argv[1]} {args[0]} does not exist"
+        op_name = operations[op]
+        args = args[1:]
+    members = {m.lower() for m in model.operation_model(op_name).input_shape.members}
+    for a in args:
+        if a.startswith("--") and a not in ("--region", "--no-cli-pager"):
+            name = a[2:].replace("-", "")
+            ok = name in members or (name.startswith("no") and name[2:] in members)
+            assert ok, f"aws {argv[1]} {op_name} has no parameter {a}"
+
+
+def _check_psql(argv, runs):
+    assert argv[1].startswith("$"), "psql takes its DSN from the environment, never inline"
+    sql = _option(argv, "-c")
+    assert sql, "psql -c <SQL>"
+    first = sql.split()[0].lower()
+    assert first in ("select", "with", "show") or first == "\\copy", f"not read-only: {sql}"
+
+
+CHECKERS = {
+    "pulumi": _check_pulumi,
+    "python": _check_python,
+    "kubectl": _check_kubectl,
+    "aws": _check_aws,
+    "psql": _check_psql,
+}
+
+
+@pytest.mark.parametrize("command", ALL, ids=[f"{c.path.stem}:{c.line}" for c in ALL])
+def test_every_runbook_command_exists_in_this_project(command, runs):
+    argv = command.argv
+    assert argv[0] in CHECKERS, f"{command}: {argv[0]} is not a tool of this project"
+    try:
+        CHECKERS[argv[0]](argv, runs)
+    except SystemExit as e:  # an argparse refusal
+        raise AssertionError(f"{command}: refused by the argument parser") from e
+    except AssertionError as e:
+        raise AssertionError(f"{command}: {e}") from e
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "pulumi config set activatd true --stack dr",
+        "pulumi stack output noSuchOutput --stack prod",
+        "pulumi destroy --stack dr",
+        "python -m lambdas restore --database postoucancer",
+        "kubectl --context prod -n default scale deployment/api --replicas=3",
+        "kubectl --context prod -n postoucancer scale deployment/api --replicas=7",
+        "aws rds restore-db-instance-from-nowhere --region eu-west-3",
+        "aws rds restore-db-instance-to-point-in-time --restore-tme x",
+        'psql "$DB_DSN" -c "DELETE FROM posts"',
+        "psql postgres://admin:secret@host/db -c 'SELECT 1'",
+    ],
+)
+def test_the_checker_refuses_commands_that_do_not_exist(bad, runs):
+    from infra.runbooks import Command
+
+    command = Command(ROOT / "docs" / "failback.md", 0, bad)
+    with pytest.raises((AssertionError, SystemExit)):
+        CHECKERS[command.argv[0]](command.argv, runs)
