@@ -8,6 +8,7 @@ machinery that records the real stacks records these)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import warnings
@@ -55,6 +56,10 @@ def record(
                 loop.run_until_complete(rt_stack.wait_for_rpcs())
                 root = settings.get_root_resource()
                 return loop.run_until_complete(mockrun._resolve(getattr(root, "outputs", {}) or {}))
+        except BaseException:
+            with contextlib.suppress(Exception):  # let in-flight registrations settle
+                loop.run_until_complete(rt_stack.wait_for_rpcs())
+            raise
         finally:
             loop.close()
             asyncio.set_event_loop(None)
