@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -74,7 +75,10 @@ def run(
                     progress(f"scenario {scenario.title}")
                     results.append(run_one(scenario, env, options, progress))
             except Exception as exc:
+                if INTERRUPTED.is_set():
+                    raise KeyboardInterrupt from exc
                 # The site itself could not be built: its scenarios fail, the others still run.
+                progress(f"  environment failed: {type(exc).__name__}: {exc}")
                 done = {r.scenario for r in results}
                 results += [ScenarioResult(s, error=f"environment: {exc}") for s in todo if s not in done]
             finally:
@@ -82,10 +86,17 @@ def run(
     return results
 
 
+# Set by Ctrl-C / SIGTERM. A library may turn the KeyboardInterrupt into its own error (psycopg
+# cancels the running query and raises QueryCanceled): the flag still ends the drill.
+INTERRUPTED = threading.Event()
+
+
 def run_one(scenario: Scenario, env: DrillEnvironment, options: Options, progress) -> ScenarioResult:
     try:
         result = RUNNERS[scenario](env, options, progress)
     except Exception as exc:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt from exc
         result = ScenarioResult(scenario, error=f"{type(exc).__name__}: {exc}")
     progress(f"  -> {'PASS' if result.passed else 'FAIL'}")
     return result
@@ -100,18 +111,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     # SIGTERM (CI cancelling a job) takes the same teardown path as Ctrl-C.
-    def terminate(signum, frame):
+    def interrupt(signum, frame):
+        INTERRUPTED.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    INTERRUPTED.clear()
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         results = run(scenarios, args.rows, Options(args.load_seconds, args.inject_fault), args.rate,
                       progress, args.workdir)
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         progress("interrupted: environment torn down")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     total = timedelta(seconds=time.monotonic() - started)
     if args.json:
         print(as_json(results, total, {"rows": args.rows, "load_seconds": args.load_seconds,

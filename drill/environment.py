@@ -190,6 +190,9 @@ class DrillEnvironment:
         for c in [*self._side, self.standby, self.primary]:
             if c is not None:
                 with contextlib.suppress(Exception):
+                    # Throwaway clusters: SIGKILL all at once. An immediate shutdown can wait
+                    # 5 s for a straggling child before the postmaster gives up on it.
+                    c.crash()
                     c.destroy()
 
 
@@ -204,6 +207,10 @@ def drill_workspace(workdir: Path | None = None):
     root = Path(workdir or tempfile.mkdtemp(prefix="drill-"))
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
+    # PostgreSQL runs as `postgres`: every parent directory must let it through.
+    for parent in root.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            raise SystemExit(f"drill: {parent} is not searchable by the postgres user; choose another --workdir")
     moto = MotoServer().start()
     try:
         yield moto, root

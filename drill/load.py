@@ -67,6 +67,7 @@ class Ack:
     key: str
     commit_ts: datetime  # the server's commit timestamp (recovery targets compare with it)
     acked_at: datetime  # when COMMIT returned to the writer
+    server: str = ""  # the DSN that acknowledged it (before or after a failover)
 
 
 @dataclass
@@ -80,8 +81,8 @@ class Ledger:
     def keys(self, table: str, predicate=None) -> set[str]:
         return {a.key for a in self.acks if a.table == table and (predicate is None or predicate(a))}
 
-    def first_ack_after(self, t: datetime) -> Ack | None:
-        later = [a for a in self.acks if a.acked_at > t]
+    def first_ack_after(self, t: datetime, server: str) -> Ack | None:
+        later = [a for a in self.acks if a.acked_at > t and a.server == server]
         return min(later, key=lambda a: a.acked_at) if later else None
 
 
@@ -101,6 +102,7 @@ class LoadWriter:
         self._rng = random.Random(seed)  # noqa: S311 - load shape, not secrets
         self._thread = threading.Thread(target=self._run, name="load-writer", daemon=True)
         self.error: BaseException | None = None
+        self._connected_to = dsn
 
     def start(self) -> LoadWriter:
         self._thread.start()
@@ -114,8 +116,9 @@ class LoadWriter:
         self.dsn = dsn
 
     def _connect(self) -> psycopg.Connection | None:
+        self._connected_to = dsn = self.dsn
         try:
-            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
+            return psycopg.connect(dsn, autocommit=True, connect_timeout=2)
         except psycopg.OperationalError:
             return None
 
@@ -145,6 +148,7 @@ class LoadWriter:
                 conn.close()
 
     def _write_one(self, conn: psycopg.Connection) -> None:
+        server = self._connected_to
         author = self._rng.randint(1, AUTHORS)
         comment_on = None
         known = self.ledger.seed_rows + len(self.ledger.acks)
@@ -172,6 +176,6 @@ class LoadWriter:
         except psycopg.Error:
             commit_ts = None
         commit_ts = commit_ts or acked_at
-        self.ledger.acks.append(Ack("posts", post_id, post_key, commit_ts, acked_at))
+        self.ledger.acks.append(Ack("posts", post_id, post_key, commit_ts, acked_at, server))
         if comment_id is not None:
-            self.ledger.acks.append(Ack("comments", comment_id, comment_key, commit_ts, acked_at))
+            self.ledger.acks.append(Ack("comments", comment_id, comment_key, commit_ts, acked_at, server))

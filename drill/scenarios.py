@@ -208,9 +208,11 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
     t_promote = time.monotonic()
     query(env.standby, "SELECT pg_promote(wait => true)", dbname="postgres")
     result.facts["promote_seconds"] = round(time.monotonic() - t_promote, 3)
-    writer.redirect(env.standby.dsn(DBNAME))
-    _wait_until(lambda: env.ledger.first_ack_after(t0) is not None, 60, "the first write on the new primary")
-    first = env.ledger.first_ack_after(t0)
+    new_primary = env.standby.dsn(DBNAME)
+    writer.redirect(new_primary)
+    _wait_until(lambda: env.ledger.first_ack_after(t0, new_primary) is not None, 60,
+                "the first write on the new primary")
+    first = env.ledger.first_ack_after(t0, new_primary)
     result.rto = first.acked_at - t0
     progress(f"  standby promoted; first write acknowledged {result.rto.total_seconds():.2f}s after the loss")
     time.sleep(min(1.0, opt.load_seconds))
