@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from infra.config import Role
@@ -111,6 +111,17 @@ def resource_region(props: Mapping[str, Any], provider: Any) -> str | None:
 
 
 # --- the stack ---------------------------------------------------------------------
+
+
+# Policies that depend on the site declare this schema, so that
+# `pulumi preview --policy-pack policy --policy-pack-config cfg.json` may state the site
+# explicitly; by default the stack's `site` export (infra/program.py) says it.
+SITE_SCHEMA = PolicyConfigSchema(
+    properties={
+        "role": {"type": "string", "enum": [r.value for r in Role]},
+        "tier": {"type": "string", "enum": [t.value for t in Tier]},
+    }
+)
 
 
 @dataclass(frozen=True)

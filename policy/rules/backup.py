@@ -13,6 +13,7 @@ from ._util import (
     BUCKET,
     LIFECYCLE,
     OBJECT_LOCK,
+    SITE_SCHEMA,
     Stack,
     arn_region,
     as_list,
@@ -112,6 +113,7 @@ backup_store_immutable = StackValidationPolicy(
         "scenario; an attacker holding the account must not be able to delete or shorten backups."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=SITE_SCHEMA,
     validate=_immutable,
 )
 
@@ -304,6 +306,7 @@ retention_at_least_tier_minimum = StackValidationPolicy(
         "shorter than the plan loses restore points the plan promises (and audit logs GDPR requires)."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=SITE_SCHEMA,
     validate=_retention,
 )
 

@@ -14,7 +14,7 @@ from pulumi_policy import (
 from infra.config import Role
 from infra.model import RETENTION
 
-from ._util import Stack, as_list, each_known, get, label, number, stack_policy, truthy
+from ._util import SITE_SCHEMA, Stack, as_list, each_known, get, label, number, stack_policy, truthy
 
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
@@ -100,6 +100,7 @@ rds_multi_az = StackValidationPolicy(
         "AZ failure must cost a failover of a minute or two, not a restore (RTO of the plan)."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=SITE_SCHEMA,
     validate=_multi_az,
 )
 
@@ -126,6 +127,7 @@ rds_backup_retention = StackValidationPolicy(
         "Mandatory: it is the RPO of the plan for database corruption and accidental deletion."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=SITE_SCHEMA,
     validate=_backup_retention,
 )
 

@@ -19,6 +19,7 @@ from ._util import (
     LOGGING,
     PUBLIC_ACCESS_BLOCK,
     REPLICATION,
+    SITE_SCHEMA,
     VERSIONING,
     Stack,
     arn_region,
@@ -349,6 +350,7 @@ s3_replicated_cross_region = StackValidationPolicy(
         "data-centre-loss scenario) and the RPO of files is unbounded."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=SITE_SCHEMA,
     validate=_replicated,
 )
 
