@@ -41,6 +41,7 @@ class Recorded:
     dependencies: list[str] = field(default_factory=list)
     provider: str = ""
     custom: bool = True
+    id: str = ""  # the (mock) provider id, as other resources reference it
 
     @property
     def region(self) -> str | None:
@@ -151,6 +152,36 @@ class _Mocks:
             lb = f"k8s-{rid[:8]}-{rid[8:12]}-{int(rid, 16) % 10**10}.{self.default_region}.elb.amazonaws.com"
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": lb}]}}
             return f"{args.name}-{rid}", state
+        if args.typ == "aws:rds/instance:Instance":
+            ident = state.get("identifier") or f"{args.name}-{rid[:7]}"
+            address = f"{ident}.c{rid[:10]}.{region}.rds.amazonaws.com"
+            port = int(state.get("port") or 5432)
+            state.update(
+                identifier=ident,
+                arn=f"arn:aws:rds:{region}:{ACCOUNT}:db:{ident}",
+                address=address,
+                endpoint=f"{address}:{port}",
+                port=port,
+                resourceId=f"db-{rid.upper()}",
+            )
+            return ident, state
+        if args.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            gid = state.get("replicationGroupId") or f"{args.name}-{rid[:7]}"
+            state.update(
+                arn=f"arn:aws:elasticache:{region}:{ACCOUNT}:replicationgroup:{gid}",
+                primaryEndpointAddress=f"master.{gid}.{rid[:6]}.{region}.cache.amazonaws.com",
+                readerEndpointAddress=f"replica.{gid}.{rid[:6]}.{region}.cache.amazonaws.com",
+            )
+            return gid, state
+        if args.typ == "aws:secretsmanager/secret:Secret":
+            name = state.get("name") or f"{args.name}-{rid[:7]}"
+            arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}-{rid[:6]}"
+            state.update(name=name, arn=arn)
+            return arn, state
+        if args.typ == "aws:backup/vault:Vault":
+            name = state.get("name") or f"{args.name}-{rid[:7]}"
+            state.update(name=name, arn=f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
+            return name, state
         if args.typ == "aws:route53/record:Record":
             state["fqdn"] = state.get("name")
             return f"{state.get('zoneId')}_{state.get('name')}_{state.get('type')}_{state.get('setIdentifier')}", state
@@ -179,6 +210,10 @@ class _Mocks:
             region = args.args.get("region") or self.default_region
             names = [f"{region}{s}" for s in "abc"]
             return {"names": names, "zoneIds": names, "id": region}
+        if tok == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            # Deterministic, obviously fake; real runs get Secrets Manager's GetRandomPassword.
+            length = int(args.args.get("passwordLength") or 32)
+            return {"randomPassword": ("offline" + _fake_id(self.stack, str(length)) * 11)[:length], "id": "pw"}
         return {}
 
 
@@ -206,6 +241,7 @@ def _make_monitor(mocks: _Mocks, records: list[Recorded]):
                         dependencies=list(request.dependencies),
                         provider=request.provider,
                         custom=bool(request.custom),
+                        id=response.id,
                     )
                 )
             return response

@@ -244,6 +244,12 @@ BACKUP_OVERDUE_AFTER = 26 * HOUR
 # Assumptions.dns_switch budgets for them plus the record TTL.
 HEALTH_CHECK_INTERVAL = timedelta(seconds=10)
 HEALTH_CHECK_FAILURES = 3
+# Data tier (issue 3). AWS Backup restore testing: the restored copy stays this long for the
+# validation function to check it before AWS Backup deletes it.
+RESTORE_VALIDATION_WINDOW = 4 * HOUR
+# AWS Backup / RDS snapshot jobs must not start within this long after RDS's own automated
+# backup window ends (AWS recommends an hour between them).
+BACKUP_WINDOW_GAP = 1 * HOUR
 
 
 def gfs_class(day: date, retention: Retention, schedules: Schedules = SCHEDULES) -> GfsClass:

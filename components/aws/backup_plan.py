@@ -1,0 +1,342 @@
+"""AWS Backup: a vault per site and one plan realising the DR model's GFS tiers.
+
+`BackupVault`: encrypted with a customer key, a vault policy that refuses deleting or
+shortening recovery points to everyone (only the lifecycle expires them), and optionally
+Vault Lock in compliance mode (after `changeable_for_days` nobody, root included, can
+delete a recovery point early, shorten its retention or remove the lock: ransomware).
+
+`GfsBackupPlan`: one rule per generation of the tier (daily / weekly / monthly / yearly,
+yearly moving to cold storage where the resource supports it), a 6-hourly snapshot rule
+and a continuous-backup rule (point-in-time recovery); every rule copies to the DR vault.
+Resources are selected by tag. A weekly restore test restores the latest recovery point
+and keeps it for a validation window.
+
+All numbers come from infra.model; `rule_specs` is pure so that both sites (the prod plan
+and the dr stack's locked vault) derive the same bounds from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.model import (
+    COLD_STORAGE_AFTER,
+    COLD_STORAGE_MIN_STAY,
+    RESTORE_VALIDATION_WINDOW,
+    SCHEDULES,
+    GfsClass,
+    Retention,
+    Schedules,
+)
+
+from .kms import CustomerKey
+
+# Resources carrying this tag are backed up (the database, the file buckets).
+SELECTION_TAG = ("backup", "true")
+# AWS Backup: continuous backups are kept 1..35 days.
+CONTINUOUS_MAX_RETENTION_DAYS = 35
+# Vault Lock: the cooling-off period before a compliance-mode lock becomes immutable is at
+# least 3 days. Exactly the minimum: long enough to notice a mistake, short to be protected.
+VAULT_LOCK_MIN_CHANGEABLE_DAYS = 3
+# A job must start within this long of its slot (AWS Backup's minimum start window).
+START_WINDOW_MINUTES = 60
+# Names AWS Backup accepts.
+VAULT_NAME = re.compile(r"^[a-zA-Z0-9\-_]{2,50}$")
+RESTORE_TESTING_NAME = re.compile(r"^[a-zA-Z0-9_]{1,50}$")
+SERVICE_ROLE_POLICIES = (
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+    "arn:aws:iam::aws:policy/AWSBackupServiceRolePolicyForS3Backup",
+    "arn:aws:iam::aws:policy/AWSBackupServiceRolePolicyForS3Restore",
+)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One backup rule, cloud-neutral enough to test and to bound the vault lock."""
+
+    name: str
+    schedule: str
+    delete_after_days: int
+    cold_storage_after_days: int | None = None
+    continuous: bool = False
+
+
+def rule_specs(retention: Retention, schedules: Schedules = SCHEDULES) -> list[RuleSpec]:
+    """The plan's rules for a tier; every number from the model."""
+    crons = {
+        GfsClass.DAILY: schedules.full_backup_cron,
+        GfsClass.WEEKLY: schedules.weekly_cron,
+        GfsClass.MONTHLY: schedules.monthly_cron,
+        GfsClass.YEARLY: schedules.yearly_cron,
+    }
+    if retention.wal.days > CONTINUOUS_MAX_RETENTION_DAYS:
+        raise ValueError(f"continuous backups are kept at most {CONTINUOUS_MAX_RETENTION_DAYS} days")
+    specs = [
+        # Continuous WAL: point-in-time recovery for the model's WAL retention.
+        RuleSpec("continuous", schedules.full_backup_cron, retention.wal.days, continuous=True),
+        # Snapshots every `incremental_every`: the DR copies' recovery point objective.
+        RuleSpec("incremental", schedules.incremental_cron, retention.incremental.days),
+    ]
+    for gfs in retention.classes:
+        days = retention.for_class(gfs).days
+        cold = None
+        if gfs is GfsClass.YEARLY:
+            cold = COLD_STORAGE_AFTER.days
+            if days < cold + COLD_STORAGE_MIN_STAY.days:
+                raise ValueError(f"{gfs.value}: delete_after {days} d < cold storage {cold} d + 90 d")
+        specs.append(RuleSpec(gfs.value, crons[gfs], days, cold_storage_after_days=cold))
+    return specs
+
+
+def lock_bounds(retention: Retention, schedules: Schedules = SCHEDULES) -> tuple[int, int]:
+    """(min, max) retention days a locked vault must accept: every rule's copy fits."""
+    days = [s.delete_after_days for s in rule_specs(retention, schedules)]
+    return min(days), max(days)
+
+
+def _lifecycle(spec: RuleSpec) -> dict:
+    lifecycle: dict = {"delete_after": spec.delete_after_days}
+    if spec.cold_storage_after_days is not None:
+        lifecycle["cold_storage_after"] = spec.cold_storage_after_days
+        # RDS snapshots and S3 backups have no cold tier: the transition applies only where
+        # the resource type supports it, instead of failing the job.
+        lifecycle["opt_in_to_archive_for_supported_resources"] = True
+    return lifecycle
+
+
+def deny_early_deletion_policy(vault_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "RetentionIsEnforcedByTheLifecycleOnly",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle"],
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
+
+
+@dataclass
+class BackupVaultArgs:
+    region: str
+    kms_key: CustomerKey
+    retention: Retention
+    locked: bool
+    changeable_for_days: int = VAULT_LOCK_MIN_CHANGEABLE_DAYS
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class BackupVault(pulumi.ComponentResource):
+    """`postoucancer:aws:BackupVault`."""
+
+    vault: aws.backup.Vault
+    lock: aws.backup.VaultLockConfiguration | None = None
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:BackupVault", name, None, opts)
+        vault_name = f"postoucancer-{name}"
+        if not VAULT_NAME.match(vault_name):
+            raise ValueError(f"backup vault name {vault_name!r} is not 2..50 of [a-zA-Z0-9-_]")
+        if args.changeable_for_days < VAULT_LOCK_MIN_CHANGEABLE_DAYS:
+            raise ValueError(f"vault lock changeable_for_days must be >= {VAULT_LOCK_MIN_CHANGEABLE_DAYS}")
+        self.vault = aws.backup.Vault(
+            name,
+            region=args.region,
+            name=vault_name,
+            kms_key_arn=args.kms_key.arn,
+            force_destroy=False,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        aws.backup.VaultPolicy(
+            name,
+            region=args.region,
+            backup_vault_name=self.vault.name,
+            policy=self.vault.arn.apply(deny_early_deletion_policy),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if args.locked:
+            low, high = lock_bounds(args.retention)
+            self.lock = aws.backup.VaultLockConfiguration(
+                name,
+                region=args.region,
+                backup_vault_name=self.vault.name,
+                min_retention_days=low,
+                max_retention_days=high,
+                changeable_for_days=args.changeable_for_days,  # set: compliance mode (governance without)
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+        self.arn = self.vault.arn
+        self.register_outputs({"arn": self.arn, "locked": args.locked})
+
+
+@dataclass
+class RestoreTest:
+    """Weekly restore of the latest recovery point of `resource_arns` (RDS)."""
+
+    resource_arns: list[pulumi.Input[str]]
+    subnet_group_name: pulumi.Input[str]
+    security_group_ids: list[pulumi.Input[str]]
+
+
+@dataclass
+class GfsBackupPlanArgs:
+    region: str
+    vault: BackupVault
+    retention: Retention
+    copy_to_vault_arn: pulumi.Input[str] | None  # the DR vault (None: not known yet)
+    kms_key_arns: list[pulumi.Input[str]]  # keys of the protected resources and the DR vault
+    restore_test: RestoreTest | None = None
+    schedules: Schedules = field(default_factory=lambda: SCHEDULES)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class GfsBackupPlan(pulumi.ComponentResource):
+    """`postoucancer:aws:GfsBackupPlan`."""
+
+    plan: aws.backup.Plan
+    selection: aws.backup.Selection
+    role: aws.iam.Role
+
+    def __init__(self, name: str, args: GfsBackupPlanArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:GfsBackupPlan", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = args.region
+        self.specs = rule_specs(args.retention, args.schedules)
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "backup.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            description="AWS Backup: back up, copy and restore-test the data tier",
+            opts=child,
+        )
+        for i, policy_arn in enumerate(SERVICE_ROLE_POLICIES):
+            aws.iam.RolePolicyAttachment(f"{name}-role-{i}", role=self.role.name, policy_arn=policy_arn, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-keys",
+            role=self.role.id,
+            policy=pulumi.Output.all(*args.kms_key_arns).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "UseTheDataTierKeys",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "kms:Decrypt",
+                                    "kms:Encrypt",
+                                    "kms:GenerateDataKey",
+                                    "kms:GenerateDataKeyWithoutPlaintext",
+                                    "kms:ReEncryptFrom",
+                                    "kms:ReEncryptTo",
+                                    "kms:DescribeKey",
+                                    "kms:CreateGrant",
+                                ],
+                                "Resource": sorted(arns),
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        rules = []
+        for spec in self.specs:
+            rule: dict = {
+                "rule_name": spec.name,
+                "target_vault_name": args.vault.vault.name,
+                "schedule": spec.schedule,
+                "schedule_expression_timezone": "Etc/UTC",
+                "start_window": START_WINDOW_MINUTES,
+                "enable_continuous_backup": spec.continuous,
+                "lifecycle": _lifecycle(spec),
+                "recovery_point_tags": {"gfs": spec.name},
+            }
+            if args.copy_to_vault_arn is not None:
+                rule["copy_actions"] = [
+                    {"destination_vault_arn": args.copy_to_vault_arn, "lifecycle": _lifecycle(spec)}
+                ]
+            rules.append(rule)
+        self.plan = aws.backup.Plan(
+            name,
+            region=region,
+            name=f"postoucancer-{name}",
+            rules=rules,
+            tags=args.tags,
+            opts=child,
+        )
+        key, value = SELECTION_TAG
+        self.selection = aws.backup.Selection(
+            name,
+            region=region,
+            name=f"postoucancer-{name}-tagged",
+            plan_id=self.plan.id,
+            iam_role_arn=self.role.arn,
+            selection_tags=[{"type": "STRINGEQUALS", "key": key, "value": value}],
+            opts=child,
+        )
+        self.restore_testing_plan = None
+        if args.restore_test is not None:
+            self._restore_test(name, args, args.restore_test)
+        self.register_outputs({"planId": self.plan.id, "rules": [s.name for s in self.specs]})
+
+    def _restore_test(self, name: str, args: GfsBackupPlanArgs, test: RestoreTest) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        plan_name = f"postoucancer_{name}_restore_test".replace("-", "_")
+        if not RESTORE_TESTING_NAME.match(plan_name):
+            raise ValueError(f"restore testing plan name {plan_name!r} is not 1..50 of [a-zA-Z0-9_]")
+        self.restore_testing_plan = aws.backup.RestoreTestingPlan(
+            f"{name}-restore-test",
+            region=args.region,
+            name=plan_name,
+            schedule_expression=args.schedules.restore_test_cron,
+            schedule_expression_timezone="Etc/UTC",
+            recovery_point_selection={
+                "algorithm": "LATEST_WITHIN_WINDOW",
+                "include_vaults": [args.vault.arn],
+                "recovery_point_types": ["SNAPSHOT"],
+                "selection_window_days": args.schedules.restore_test_every.days,
+            },
+            tags=args.tags,
+            opts=child,
+        )
+        self.restore_testing_selection = aws.backup.RestoreTestingSelection(
+            f"{name}-restore-test-db",
+            region=args.region,
+            name="database",
+            restore_testing_plan_name=self.restore_testing_plan.name,
+            protected_resource_type="RDS",
+            protected_resource_arns=test.resource_arns,
+            iam_role_arn=self.role.arn,
+            validation_window_hours=int(RESTORE_VALIDATION_WINDOW.total_seconds() // 3600),
+            # Restore into the site's private network, reachable by the verify function only.
+            restore_metadata_overrides={
+                "dbsubnetgroupname": test.subnet_group_name,
+                "vpcsecuritygroupids": pulumi.Output.all(*test.security_group_ids).apply(json.dumps),
+                "publiclyaccessible": "false",
+            },
+            opts=child,
+        )

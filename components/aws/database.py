@@ -1,0 +1,274 @@
+"""PostgreSQL on RDS: the primary (prod site) and the warm standby (DR site).
+
+`PostgresPrimary` is Multi-AZ, encrypted with a customer key, protected three ways
+(`protect=True`, deletion protection, a final snapshot), keeps automated backups
+(continuous WAL, point-in-time recovery) as long as the DR model's WAL retention, and
+forces TLS through its parameter group.
+
+`PostgresStandby` lives in the DR region and holds two independent ways back:
+  * `backups`: cross-region automated-backup replication of the primary (snapshots and
+    transaction logs copied into this region under a DR-region key): point-in-time
+    restore in the DR region, even to a moment before a logical fault;
+  * `replica`: a cross-region read replica (warm standby), encrypted with a DR-region
+    key. With `promote=True` (the site's `activated: true`) the same resource loses
+    `replicate_source_db`: RDS promotes it in place to a standalone, writable primary.
+    Its logical name, URN and protection stay; nothing is replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.model import BACKUP_WINDOW_GAP, SCHEDULES, Schedules
+
+from .kms import CustomerKey
+
+# RDS keeps automated backups (and transaction logs) at most this long.
+RDS_MAX_BACKUP_RETENTION_DAYS = 35
+# The shortest backup window RDS accepts.
+RDS_MIN_BACKUP_WINDOW = timedelta(minutes=30)
+# Performance Insights' free retention tier (7 days); longer is billed per month.
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7
+LOG_EXPORTS = ["postgresql", "upgrade"]
+SLOW_STATEMENT_MS = 1000
+# Storage autoscaling ceiling, as a multiple of the allocated storage.
+STORAGE_AUTOSCALING_FACTOR = 4
+
+
+def parameters() -> list[dict[str, str]]:
+    """TLS only, and enough logging to investigate an incident."""
+    values = {
+        "rds.force_ssl": "1",
+        "log_connections": "1",
+        "log_disconnections": "1",
+        "log_lock_waits": "1",
+        "log_min_duration_statement": str(SLOW_STATEMENT_MS),
+        "log_statement": "ddl",
+    }
+    return [{"name": k, "value": v, "apply_method": "immediate"} for k, v in sorted(values.items())]
+
+
+def family(engine_version: str) -> str:
+    return f"postgres{engine_version.split('.', 1)[0]}"
+
+
+def _hhmm(t: time) -> str:
+    return f"{t.hour:02d}:{t.minute:02d}"
+
+
+def backup_window(schedules: Schedules = SCHEDULES) -> str:
+    """RDS's own daily backup window: ends `BACKUP_WINDOW_GAP` before the AWS Backup slot.
+
+    AWS Backup refuses to snapshot an RDS instance while its automated backup runs, and
+    recommends an hour between the two; the window is as short as RDS accepts.
+    """
+    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
+    end = slot - BACKUP_WINDOW_GAP
+    start = end - RDS_MIN_BACKUP_WINDOW
+    return f"{_hhmm(start.time())}-{_hhmm(end.time())}"
+
+
+def maintenance_window(schedules: Schedules = SCHEDULES) -> str:
+    """Weekly maintenance after the backup slot and before the restore test, mid-week."""
+    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
+    start = slot + 2 * BACKUP_WINDOW_GAP
+    end = start + RDS_MIN_BACKUP_WINDOW
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(schedules.weekly_on + 3) % 7]
+    return f"{day}:{_hhmm(start.time())}-{day}:{_hhmm(end.time())}"
+
+
+def check_retention(days: int) -> int:
+    if not 1 <= days <= RDS_MAX_BACKUP_RETENTION_DAYS:
+        raise ValueError(f"RDS keeps automated backups 1..{RDS_MAX_BACKUP_RETENTION_DAYS} days, not {days}")
+    return days
+
+
+@dataclass
+class DatabaseNetwork:
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_ids: list[pulumi.Input[str]]
+
+
+def _parameter_group(name: str, region: str, engine_version: str, parent: pulumi.Resource) -> aws.rds.ParameterGroup:
+    return aws.rds.ParameterGroup(
+        name,
+        region=region,
+        name_prefix=f"{name}-",
+        family=family(engine_version),
+        description="Post Ou Cancer: TLS only, connection/DDL/slow-statement logging",
+        parameters=parameters(),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _subnet_group(name: str, region: str, net: DatabaseNetwork, parent: pulumi.Resource) -> aws.rds.SubnetGroup:
+    return aws.rds.SubnetGroup(
+        name,
+        region=region,
+        name_prefix=f"{name}-",
+        description="Private subnets of the site network",
+        subnet_ids=net.subnet_ids,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+@dataclass
+class PostgresPrimaryArgs:
+    region: str
+    kms_key: CustomerKey
+    network: DatabaseNetwork
+    password: pulumi.Input[str]
+    backup_retention_days: int
+    instance_class: str
+    allocated_storage_gb: int
+    engine_version: str = "15"
+    db_name: str = "postoucancer"
+    username: str = "postoucancer_admin"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class PostgresPrimary(pulumi.ComponentResource):
+    """`postoucancer:aws:PostgresPrimary`."""
+
+    instance: aws.rds.Instance
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresPrimaryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:PostgresPrimary", name, None, opts)
+        region = args.region
+        self.parameter_group = _parameter_group(name, region, args.engine_version, self)
+        self.subnet_group = _subnet_group(name, region, args.network, self)
+        self.instance = aws.rds.Instance(
+            name,
+            region=region,
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.allocated_storage_gb * STORAGE_AUTOSCALING_FACTOR,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=args.kms_key.arn,
+            multi_az=True,
+            db_name=args.db_name,
+            username=args.username,
+            password=pulumi.Output.secret(args.password),
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=args.network.security_group_ids,
+            publicly_accessible=False,
+            parameter_group_name=self.parameter_group.name,
+            backup_retention_period=check_retention(args.backup_retention_days),
+            backup_window=backup_window(),
+            maintenance_window=maintenance_window(),
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-final",
+            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=args.kms_key.arn,
+            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            auto_minor_version_upgrade=True,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=True,
+                # The password is generated once and lives in Secrets Manager from then on.
+                ignore_changes=["password"],
+            ),
+        )
+        self.arn = self.instance.arn
+        self.register_outputs({"arn": self.arn, "endpoint": self.instance.endpoint})
+
+
+@dataclass
+class PostgresStandbyArgs:
+    region: str
+    kms_key: CustomerKey  # a key in the DR region: replica storage and replicated backups
+    network: DatabaseNetwork
+    source_instance_arn: pulumi.Input[str] | None  # None: the primary has no outputs yet
+    backup_retention_days: int
+    standby_instance_class: str
+    promoted_instance_class: str
+    warm_standby: bool = True
+    promote: bool = False
+    engine_version: str = "15"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class PostgresStandby(pulumi.ComponentResource):
+    """`postoucancer:aws:PostgresStandby`."""
+
+    backups: aws.rds.InstanceAutomatedBackupsReplication | None = None
+    replica: aws.rds.Instance | None = None
+
+    def __init__(self, name: str, args: PostgresStandbyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("postoucancer:aws:PostgresStandby", name, None, opts)
+        region = args.region
+        retention = check_retention(args.backup_retention_days)
+        self.parameter_group = _parameter_group(name, region, args.engine_version, self)
+        self.subnet_group = _subnet_group(name, region, args.network, self)
+        if args.source_instance_arn is not None:
+            # Created in (and managed through) the DR region's API: it keeps working, and the
+            # replicated backups stay restorable, with the primary region gone.
+            self.backups = aws.rds.InstanceAutomatedBackupsReplication(
+                f"{name}-backups",
+                region=region,
+                source_db_instance_arn=args.source_instance_arn,
+                kms_key_id=args.kms_key.arn,
+                retention_period=retention,
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+        if args.warm_standby and (args.source_instance_arn is not None or args.promote):
+            self.replica = self._replica(name, args, retention)
+        self.register_outputs(
+            {
+                "replicaArn": self.replica.arn if self.replica else None,
+                "backupsReplicationArn": self.backups.id if self.backups else None,
+            }
+        )
+
+    def _replica(self, name: str, args: PostgresStandbyArgs, retention: int) -> aws.rds.Instance:
+        promoted = args.promote
+        return aws.rds.Instance(
+            name,
+            region=args.region,
+            # Present: a cross-region read replica of the primary. Absent (activation):
+            # RDS promotes this same instance to a standalone primary, in place.
+            replicate_source_db=None if promoted else args.source_instance_arn,
+            instance_class=args.promoted_instance_class if promoted else args.standby_instance_class,
+            # Serving production traffic needs the standby in a second AZ too.
+            multi_az=promoted,
+            storage_encrypted=True,
+            kms_key_id=args.kms_key.arn,  # must be a key in this (the replica's) region
+            storage_type="gp3",
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=args.network.security_group_ids,
+            publicly_accessible=False,
+            parameter_group_name=self.parameter_group.name,
+            # Kept on the replica as well, so promotion changes no backup setting: from the
+            # moment it is writable it archives WAL and can be restored to a point in time.
+            backup_retention_period=retention,
+            backup_window=backup_window(),
+            maintenance_window=maintenance_window(),
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-final",
+            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=args.kms_key.arn,
+            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            auto_minor_version_upgrade=True,
+            apply_immediately=True,  # promotion must not wait for the maintenance window
+            tags={**args.tags, "role": "primary" if promoted else "warm-standby"},
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
