@@ -80,6 +80,15 @@ _POLICY_DOC_TYPES = {
     "aws:iam/userPolicy:UserPolicy": "policy",
     "aws:iam/groupPolicy:GroupPolicy": "policy",
 }
+# Resource-based policies: an Allow of everything on them is as bad.
+_RESOURCE_POLICY_TYPES = {
+    "aws:s3/bucketPolicy:BucketPolicy": "policy",
+    "aws:backup/vaultPolicy:VaultPolicy": "policy",
+    "aws:kms/key:Key": "policy",
+    "aws:kms/keyPolicy:KeyPolicy": "policy",
+    "aws:sqs/queuePolicy:QueuePolicy": "policy",
+    "aws:sns/topicPolicy:TopicPolicy": "policy",
+}
 ROLE = "aws:iam/role:Role"
 ATTACHMENT_TYPES = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policyAttachment:PolicyAttachment")
 
@@ -103,7 +112,10 @@ def wildcard_statements(documents: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def _no_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for s in wildcard_statements(documents_of(args.resource_type, args.props)):
+    documents = documents_of(args.resource_type, args.props)
+    if args.resource_type in _RESOURCE_POLICY_TYPES:
+        documents.append(get(args.props, _RESOURCE_POLICY_TYPES[args.resource_type]))
+    for s in wildcard_statements(documents):
         report(f"statement {s.get('Sid') or ''} allows every action on every resource")
     arns = []
     if args.resource_type == ROLE:
@@ -118,9 +130,10 @@ def _no_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> None
 iam_no_wildcard_admin = ResourceValidationPolicy(
     name="iam-no-wildcard-admin",
     description=(
-        "No IAM policy (inline, managed, role/user/group policy) has an Allow statement with action '*' on "
-        "resource '*', and no role gets AdministratorAccess or PowerUserAccess. Mandatory: one leaked "
-        "credential with such a grant defeats every other control of the pack."
+        "No IAM policy (inline, managed, role/user/group policy) and no resource policy (bucket, vault, key, "
+        "queue, topic) has an Allow statement with action '*' on resource '*', and no role gets "
+        "AdministratorAccess or PowerUserAccess. Mandatory: one leaked credential with such a grant defeats "
+        "every other control of the pack."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_no_wildcards,

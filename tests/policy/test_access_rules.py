@@ -124,8 +124,11 @@ def test_protect_rule_ignores_stateless_resources():
         lambda r: aws.iam.RolePolicyAttachment(
             "grant", role=r.name, policy_arn="arn:aws:iam::aws:policy/AdministratorAccess"
         ),
+        lambda r: aws.s3.BucketPolicy(
+            "grant", region=PRIMARY_REGION, bucket="b", policy=doc(statement("Allow", "*", "*", Principal="*"))
+        ),
     ],
-    ids=["role-policy", "managed-policy", "admin-attachment"],
+    ids=["role-policy", "managed-policy", "admin-attachment", "bucket-policy"],
 )
 def test_iam_rule_catches_admin_wildcards(make):
     def program():

@@ -96,3 +96,9 @@ def test_requirements_cover_everything_the_pack_imports():
         if m not in sys.stdlib_module_names
     }
     assert needed - _closure(pinned) == set()
+
+
+def test_docs_list_every_rule():
+    text = (POLICY_DIR.parent / "docs" / "policy.md").read_text()
+    missing = [p.name for p in POLICIES if f"`{p.name}`" not in text]
+    assert missing == []
