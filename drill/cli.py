@@ -40,8 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--inject-fault", choices=FAULTS,
                    help="break the drill on purpose to see it fail: standby-stall makes the standby "
-                   "asynchronous and stalls its WAL receiver before the data-centre loss")
-    p.add_argument("--workdir", type=Path, help="keep clusters under this directory (default: a temp dir)")
+                   "asynchronous and stalls replication to it before the data-centre loss")
+    p.add_argument("--workdir", type=Path,
+                   help="put the clusters under this directory (default: a temp dir, removed at the end)")
     args = p.parse_args(argv)
     if args.rows < 1 or args.load_seconds <= 0 or args.rate <= 0:
         p.error("--rows, --load-seconds and --rate must be positive")

@@ -190,11 +190,12 @@ class PgCluster:
                 os.kill(pid, signal.SIGKILL)
 
     def processes(self) -> list[int]:
-        """The postmaster and every process it forked (walsender, checkpointer, ...)."""
+        """The postmaster and all its descendants (walsender, checkpointer, and the shell and
+        barman-cloud processes an archive_command or restore_command is running)."""
         pid = self.pid
         if pid is None:
             return []
-        found = [pid]
+        children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -204,12 +205,16 @@ class PgCluster:
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == pid:
-                found.append(int(entry.name))
+            children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            found.append(current)
+            todo.extend(children.get(current, []))
         return found
 
     def crash(self) -> None:
-        """A lost machine: SIGKILL the postmaster and all its children at once, so that no
+        """A lost machine: SIGKILL the postmaster and all its descendants at once, so that no
         walsender survives to ship one more byte (`kill` leaves the children running)."""
         for pid in self.processes():
             with suppress(ProcessLookupError):
