@@ -115,8 +115,11 @@ class ApiServer(pulumi.ComponentResource):
                                     "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]},
                                 },
+                                # The root filesystem is read-only: scratch space only here.
+                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
                             }
                         ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
                     },
                 },
             },
