@@ -42,11 +42,11 @@ import psycopg
 from psycopg import sql
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
-from infra.model import RETENTION, Tier
+from infra.model import RETENTION
 
 from . import layout
 from .audit import Actor, AuditEvent
-from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _PREFIX, _Request
+from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _DB_NAME, _PREFIX, _Request
 from .errors import AlreadyExists, DataPlaneError, NotFound
 from .pg import DbConn
 from .storage import ObjectStore, WriteOptions
@@ -86,13 +86,8 @@ _GDPR_FIX = {
     " not be the backup bucket",
     "ledger_prefix": f"use a key prefix of letters, digits and / _ . - (default: {DEFAULT_LEDGER_PREFIX})",
     "users_table": "give the users table as schema.table (default: public.users)",
+    "target_database": "give the name of the (restored) database to delete in, or omit it (= database)",
 }
-
-
-def _user_id_before(v: Any) -> Any:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    return v
 
 
 class _GdprRequest(_Request):
@@ -133,12 +128,18 @@ class RecordErasureRequest(_GdprRequest):
     reference: str | None = Field(default=None, pattern=_REFERENCE)
     object_lock: Literal["auto", "on", "off"] = "auto"
     apply: bool = False
+    target_database: str | None = Field(default=None, pattern=_DB_NAME)
 
-    _uid = field_validator("user_id", mode="before")(_user_id_before)
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _int_user_id(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 class ReapplyRequest(_GdprRequest):
-    pass
+    # The ledger is per `database`; the deletions happen in `target_database` (default: the same
+    # name), e.g. a copy restored next to production under another name.
+    target_database: str | None = Field(default=None, pattern=_DB_NAME)
 
 
 class ExportRequest(_GdprRequest):
@@ -163,7 +164,10 @@ class ExportRequest(_GdprRequest):
     export_prefix: str = Field(default=DEFAULT_EXPORT_PREFIX, pattern=_PREFIX)
     export_kms_key_id: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_-]+$")
 
-    _uid = field_validator("user_id", mode="before")(_user_id_before)
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _int_user_id(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
     @field_validator("manifest_key")
     @classmethod
@@ -396,11 +400,11 @@ def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | 
                  "erased_at": (req.erased_at or now).isoformat(), "recorded_at": now.isoformat(),
                  "recorded_by": {"principal": actor.principal, "via": actor.via}, "reference": req.reference}
         kms = ledger.resolve_encryption_key(req.kms_key_id)
-        locked = req.object_lock == "on" or (req.object_lock == "auto" and ledger.object_lock_enabled())
-        if req.object_lock == "on" and not ledger.object_lock_enabled():
+        lockable = req.object_lock != "off" and ledger.object_lock_enabled()
+        if req.object_lock == "on" and not lockable:
             raise GdprError(f"object_lock=on but bucket {req.ledger_bucket} has no Object Lock",
                             cause="object_lock_unavailable")
-        retain = now + RETENTION[Tier(req.tier)].longest.delta + LEDGER_MARGIN if locked else None
+        retain = now + RETENTION[req.tier].longest.delta + LEDGER_MARGIN if lockable else None
         try:
             stored = ledger.put_if_absent(key, json.dumps(entry, indent=2).encode(),
                                           WriteOptions(encryption_key=kms, tags=LEDGER_TAG, retain_until=retain))
@@ -414,7 +418,8 @@ def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | 
         if req.apply:
             if db is None:
                 raise GdprError("apply asked but no database given", cause="invalid_request")
-            result["deleted"] = apply_erasures(db, req.users_table, [req.user_id])
+            result["deleted"] = apply_erasures(db.with_db(req.target_database or req.database), req.users_table,
+                                               [req.user_id])
     except Exception as exc:
         _fail(tel, "gdpr.erasure.record", actor, resource, exc)
         raise
@@ -431,11 +436,12 @@ def reapply_ledger(req: ReapplyRequest, ledger: ObjectStore, db: DbConn, *, acto
     """After a restore: delete every erased user of the ledger and what belongs to them (idempotent)."""
     tel = _telemetry(telemetry)
     t0 = time.monotonic()
-    resource = {"database": req.database, "target_database": db.dbname, "ledger_bucket": req.ledger_bucket,
+    target = db.with_db(req.target_database or req.database)
+    resource = {"database": req.database, "target_database": target.dbname, "ledger_bucket": req.ledger_bucket,
                 "ledger_prefix": ledger_prefix(req.ledger_prefix, req.database)}
     try:
         ids = ledger_user_ids(ledger, req.ledger_prefix, req.database)
-        deleted = apply_erasures(db, req.users_table, ids)
+        deleted = apply_erasures(target, req.users_table, ids)
     except Exception as exc:
         _fail(tel, "gdpr.erasure.reapply", actor, resource, exc)
         raise
@@ -470,9 +476,9 @@ def export_user(req: ExportRequest, store: ObjectStore, ledger: ObjectStore, db:
         resource["manifest_key"] = mkey
         m = load_manifest(store, mkey)
         resource.update(object_key=m.object_key, version_id=m.version_id, slot=layout.slot_id(m.slot))
-        with restored(store, db, m, name_prefix=SCRATCH_PREFIX, log=tel.log) as (target, restore_seconds):
-            with target.connect(autocommit=True) as conn:
-                tables = user_rows(conn, req.users_table, req.user_id)
+        with (restored(store, db, m, name_prefix=SCRATCH_PREFIX, log=tel.log) as (target, restore_seconds),
+              target.connect(autocommit=True) as conn):
+            tables = user_rows(conn, req.users_table, req.user_id)
     except Exception as exc:
         _fail(tel, "gdpr.export", actor, resource, exc)
         raise
