@@ -1,0 +1,167 @@
+"""AWS Backup (issue 3, point 4): vaults, the GFS plan, DR copies into a locked vault,
+tag selection, restore testing; every number traced to infra.model."""
+
+import json
+
+import pytest
+
+from components.aws.backup_plan import (
+    CONTINUOUS_MAX_RETENTION_DAYS,
+    RESTORE_TESTING_NAME,
+    SELECTION_TAG,
+    VAULT_LOCK_MIN_CHANGEABLE_DAYS,
+    lock_bounds,
+    rule_specs,
+)
+from infra.mockrun import run_stack
+from infra.model import (
+    COLD_STORAGE_AFTER,
+    COLD_STORAGE_MIN_STAY,
+    RESTORE_VALIDATION_WINDOW,
+    RETENTION,
+    SCHEDULES,
+    Retention,
+    Tier,
+    days,
+)
+
+PLAN = "aws:backup/plan:Plan"
+VAULT = "aws:backup/vault:Vault"
+LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+
+CRON = {
+    "daily": SCHEDULES.full_backup_cron,
+    "weekly": SCHEDULES.weekly_cron,
+    "monthly": SCHEDULES.monthly_cron,
+    "yearly": SCHEDULES.yearly_cron,
+    "incremental": SCHEDULES.incremental_cron,
+    "continuous": SCHEDULES.full_backup_cron,
+}
+
+
+def _rules(run):
+    return {r["ruleName"]: r for r in run.one(PLAN).inputs["rules"]}
+
+
+@pytest.mark.parametrize("stack,tier", [("prod", Tier.PROD), ("staging", Tier.STAGING)])
+def test_plan_realises_the_tiers_gfs_generations(request, stack, tier):
+    run = request.getfixturevalue(stack)
+    retention = RETENTION[tier]
+    rules = _rules(run)
+    assert set(rules) == {c.value for c in retention.classes} | {"continuous", "incremental"}
+    for gfs in retention.classes:
+        rule = rules[gfs.value]
+        assert rule["lifecycle"]["deleteAfter"] == retention.for_class(gfs).days
+        assert rule["schedule"] == CRON[gfs.value] and rule["scheduleExpressionTimezone"] == "Etc/UTC"
+        assert rule["enableContinuousBackup"] is False
+    assert rules["incremental"]["lifecycle"]["deleteAfter"] == retention.incremental.days
+    assert rules["incremental"]["schedule"] == SCHEDULES.incremental_cron
+    continuous = [r for r in rules.values() if r["enableContinuousBackup"]]
+    assert [r["ruleName"] for r in continuous] == ["continuous"]
+    assert continuous[0]["lifecycle"]["deleteAfter"] == retention.wal.days <= CONTINUOUS_MAX_RETENTION_DAYS
+
+
+def test_yearly_moves_to_cold_storage_within_aws_limits(prod):
+    life = _rules(prod)["yearly"]["lifecycle"]
+    assert life["coldStorageAfter"] == COLD_STORAGE_AFTER.days
+    assert life["deleteAfter"] >= life["coldStorageAfter"] + COLD_STORAGE_MIN_STAY.days
+    assert life["optInToArchiveForSupportedResources"] is True
+    assert all("coldStorageAfter" not in r["lifecycle"] for n, r in _rules(prod).items() if n != "yearly")
+
+
+def test_every_rule_copies_to_the_dr_vault_with_the_same_lifecycle(prod, dr):
+    dr_vault = dr.one(VAULT)
+    assert dr_vault.region == "eu-central-1"
+    for name, rule in _rules(prod).items():
+        (copy,) = rule["copyActions"]
+        assert copy["destinationVaultArn"] == dr_vault.outputs["arn"] == dr.outputs["drBackupVaultArn"], name
+        assert copy["lifecycle"] == rule["lifecycle"], name
+
+
+def test_vaults_are_encrypted_with_their_own_regions_keys(prod, dr):
+    for run, region in ((prod, "eu-west-3"), (dr, "eu-central-1")):
+        vault = run.one(VAULT)
+        key = run.one("aws:kms/key:Key", "backup-key")
+        assert vault.region == key.region == region and vault.protect
+        assert vault.inputs["kmsKeyArn"] == key.outputs["arn"] and key.outputs["arn"].split(":")[3] == region
+        assert vault.inputs["forceDestroy"] is False
+
+
+def test_dr_vault_lock_accepts_every_copy_and_nothing_else(prod, dr):
+    lock = dr.one(LOCK)
+    assert lock.protect and lock.region == "eu-central-1"
+    assert lock.inputs["backupVaultName"] == dr.one(VAULT).outputs["name"]
+    # Compliance mode: a cooling-off period, at least the provider's minimum of 3 days.
+    assert lock.inputs["changeableForDays"] >= 3 and VAULT_LOCK_MIN_CHANGEABLE_DAYS >= 3
+    copies = [c["lifecycle"]["deleteAfter"] for r in _rules(prod).values() for c in r["copyActions"]]
+    assert lock.inputs["minRetentionDays"] == min(copies)
+    assert lock.inputs["maxRetentionDays"] == max(copies) == RETENTION[Tier.PROD].longest.days
+
+
+def test_prod_vault_is_locked_too_and_staging_is_not(prod, dr, staging, staging_dr):
+    assert prod.one(LOCK).inputs["minRetentionDays"] == RETENTION[Tier.PROD].wal.days
+    assert not staging.of_type(LOCK) and not staging_dr.of_type(LOCK)
+    assert staging_dr.outputs["backupVault"]["locked"] is False
+
+
+def test_vault_policy_refuses_early_deletion(prod, dr, staging):
+    for run in (prod, dr, staging):
+        policy = json.loads(run.one("aws:backup/vaultPolicy:VaultPolicy").inputs["policy"])
+        (stmt,) = policy["Statement"]
+        assert stmt["Effect"] == "Deny" and stmt["Principal"] == {"AWS": "*"}
+        assert {"backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle"} <= set(stmt["Action"])
+
+
+def test_selection_by_tag_covers_the_database_and_the_file_buckets(prod):
+    sel = prod.one("aws:backup/selection:Selection")
+    (tag,) = sel.inputs["selectionTags"]
+    assert tag["type"] == "STRINGEQUALS" and (tag["key"], tag["value"]) == SELECTION_TAG
+    assert prod.one("aws:rds/instance:Instance").inputs["tags"][tag["key"]] == tag["value"]
+    assert prod.one("aws:s3/bucket:Bucket", "primary-files").inputs["tags"][tag["key"]] == tag["value"]
+    role = prod.one("aws:iam/role:Role", "primary-backup-role")
+    assert sel.inputs["iamRoleArn"] == role.outputs["arn"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "backup.amazonaws.com"}]
+
+
+def test_backup_role_may_use_exactly_the_data_tier_keys(prod, dr):
+    policy = json.loads(prod.one("aws:iam/rolePolicy:RolePolicy", "primary-backup-keys").inputs["policy"])
+    (stmt,) = policy["Statement"]
+    expected = {
+        prod.one("aws:kms/key:Key", n).outputs["arn"] for n in ("primary-backup-key", "primary-database-key", "files")
+    } | {dr.outputs["drBackupKmsKeyArn"]}
+    assert set(stmt["Resource"]) == expected
+
+
+def test_weekly_restore_test_of_the_latest_recovery_point(prod):
+    plan = prod.one("aws:backup/restoreTestingPlan:RestoreTestingPlan")
+    sel = prod.one("aws:backup/restoreTestingSelection:RestoreTestingSelection")
+    assert plan.inputs["scheduleExpression"] == SCHEDULES.restore_test_cron
+    rps = plan.inputs["recoveryPointSelection"]
+    assert rps["algorithm"] == "LATEST_WITHIN_WINDOW"
+    assert rps["includeVaults"] == [prod.one(VAULT).outputs["arn"]]
+    assert rps["selectionWindowDays"] == SCHEDULES.restore_test_every.days
+    assert RESTORE_TESTING_NAME.match(plan.inputs["name"]) and RESTORE_TESTING_NAME.match(sel.inputs["name"])
+    assert sel.inputs["restoreTestingPlanName"] == plan.outputs["name"]
+    assert sel.inputs["protectedResourceType"] == "RDS"
+    assert sel.inputs["protectedResourceArns"] == [prod.outputs["databaseInstanceArn"]]
+    assert sel.inputs["validationWindowHours"] * 3600 == RESTORE_VALIDATION_WINDOW.total_seconds()
+    overrides = sel.inputs["restoreMetadataOverrides"]
+    assert overrides["dbsubnetgroupname"] == prod.one("aws:rds/subnetGroup:SubnetGroup").outputs["name"]
+    assert overrides["publiclyaccessible"] == "false"
+
+
+def test_prod_before_dr_exists_backs_up_without_copies(pair_prod):
+    lonely = run_stack("prod", peer_outputs=None)
+    assert all("copyActions" not in r or not r["copyActions"] for r in lonely.one(PLAN).inputs["rules"])
+    assert lonely.outputs["backupPlan"]["copiesTo"] is None
+    assert "drBackupVaultArn" in lonely.outputs["nextStep"]
+
+
+def test_provider_limits_are_checked():
+    with pytest.raises(ValueError, match="continuous"):
+        rule_specs(Retention(daily=days(30), weekly=days(84), wal=days(CONTINUOUS_MAX_RETENTION_DAYS + 1)))
+    with pytest.raises(ValueError, match="cold storage"):
+        rule_specs(Retention(daily=days(7), weekly=days(28), monthly=days(60), yearly=days(100)))
+    low, high = lock_bounds(RETENTION[Tier.STAGING])
+    assert (low, high) == (RETENTION[Tier.STAGING].wal.days, RETENTION[Tier.STAGING].longest.days)

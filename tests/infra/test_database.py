@@ -1,0 +1,182 @@
+"""PostgreSQL (issue 3, points 2, 3, 7): the primary in prod, replicated automated backups
+and the warm standby in dr, promotion on activation; numbers traced to infra.model."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from components.aws.backup_plan import SELECTION_TAG
+from components.aws.database import RDS_MAX_BACKUP_RETENTION_DAYS, check_retention
+from infra.config import parse
+from infra.mockrun import load_stack_config, run_stack
+from infra.model import BACKUP_WINDOW_GAP, RETENTION, SCHEDULES, Tier
+
+P = "postoucancer-dr:"
+RDS = "aws:rds/instance:Instance"
+BACKUPS = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
+KEY = "aws:kms/key:Key"
+
+
+def _window(text):
+    start, end = (datetime.strptime(t[-5:], "%H:%M") for t in text.split("-"))
+    return start, end
+
+
+def _key_region(arn):
+    return arn.split(":")[3]
+
+
+@pytest.fixture(scope="module")
+def activated(pair_prod):
+    return run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
+
+
+def test_primary_is_multi_az_encrypted_protected_and_private(prod):
+    db = prod.one(RDS, "primary-database")
+    i = db.inputs
+    key = prod.one(KEY, "primary-database-key")
+    assert db.region == "eu-west-3" and db.protect
+    assert i["multiAz"] and i["storageEncrypted"] and i["kmsKeyId"] == key.outputs["arn"]
+    assert i["performanceInsightsEnabled"] and i["performanceInsightsKmsKeyId"] == key.outputs["arn"]
+    assert i["deletionProtection"] and i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"]
+    assert i["deleteAutomatedBackups"] is False
+    assert i["publiclyAccessible"] is False and i["iamDatabaseAuthenticationEnabled"]
+    assert "postgresql" in i["enabledCloudwatchLogsExports"]
+    key_name, key_value = SELECTION_TAG
+    assert i["tags"][key_name] == key_value, "the AWS Backup selection picks the database by this tag"
+
+
+def test_primary_keeps_point_in_time_recovery_as_long_as_the_model_says(prod, staging):
+    for run, tier in ((prod, Tier.PROD), (staging, Tier.STAGING)):
+        days = run.one(RDS).inputs["backupRetentionPeriod"]
+        assert days == RETENTION[tier].wal.days <= RDS_MAX_BACKUP_RETENTION_DAYS
+
+
+def test_backup_window_ends_before_the_daily_slot_and_misses_maintenance(prod):
+    i = prod.one(RDS).inputs
+    start, end = _window(i["backupWindow"])
+    slot = datetime.strptime(SCHEDULES.full_backup_at_utc.strftime("%H:%M"), "%H:%M")
+    assert end <= slot - BACKUP_WINDOW_GAP and end - start >= timedelta(minutes=30)
+    m_start, m_end = _window(i["maintenanceWindow"])
+    assert m_end <= start or m_start >= end
+
+
+def test_parameter_group_forces_tls_and_logging(prod, dr):
+    for run in (prod, dr):
+        pg = run.one("aws:rds/parameterGroup:ParameterGroup")
+        params = {p["name"]: p["value"] for p in pg.inputs["parameters"]}
+        assert params["rds.force_ssl"] == "1"
+        assert params["log_connections"] == "1" and "log_min_duration_statement" in params
+        engine = load_stack_config(run.stack)[P + "database"].get("engineVersion", "15")
+        assert pg.inputs["family"] == f"postgres{engine}"
+        db = run.one(RDS)
+        assert db.inputs["parameterGroupName"] == pg.outputs["name"]
+
+
+def test_dr_replicates_automated_backups_under_a_dr_region_key(prod, dr):
+    rep = dr.one(BACKUPS)
+    key = dr.one(KEY, "dr-database-key")
+    assert rep.region == "eu-central-1" and rep.protect
+    assert rep.inputs["sourceDbInstanceArn"] == prod.outputs["databaseInstanceArn"]
+    assert rep.inputs["kmsKeyId"] == key.outputs["arn"] and _key_region(rep.inputs["kmsKeyId"]) == "eu-central-1"
+    assert rep.inputs["retentionPeriod"] == RETENTION[Tier.PROD].wal.days
+
+
+def test_warm_standby_is_a_cross_region_replica_under_a_dr_region_key(prod, dr):
+    replica = dr.one(RDS, "dr-database")
+    i = replica.inputs
+    assert replica.region == "eu-central-1" and replica.protect
+    assert i["replicateSourceDb"] == prod.outputs["databaseInstanceArn"]
+    assert _key_region(prod.outputs["databaseInstanceArn"]) == "eu-west-3"
+    assert i["kmsKeyId"] == dr.one(KEY, "dr-database-key").outputs["arn"]
+    assert _key_region(i["kmsKeyId"]) == "eu-central-1", "a replica's key must live in the replica's region"
+    assert _key_region(i["performanceInsightsKmsKeyId"]) == "eu-central-1"
+    assert i["deletionProtection"] and i["publiclyAccessible"] is False and i["storageEncrypted"]
+    # A replica inherits these from its source; setting them would fail (or replace on promotion).
+    assert not {"username", "password", "dbName", "engine", "engineVersion"} & set(i)
+    db_cfg = load_stack_config("dr")[P + "database"]
+    assert i["instanceClass"] == db_cfg.get("standbyInstanceClass", db_cfg["instanceClass"])
+    assert dr.outputs["replicaInstanceArn"] == replica.outputs["arn"]
+    assert dr.outputs["databaseEndpoint"] == replica.outputs["address"]
+
+
+def test_dr_data_resources_use_dr_region_keys_only(dr, staging_dr):
+    for run in (dr, staging_dr):
+        for r in run.resources:
+            for k in ("kmsKeyId", "kmsKeyArn", "performanceInsightsKmsKeyId"):
+                if k in r.inputs:
+                    assert _key_region(r.inputs[k]) == "eu-central-1", (r.name, k)
+
+
+def test_activation_promotes_the_replica_in_place(dr, activated):
+    before, after = dr.one(RDS, "dr-database"), activated.one(RDS, "dr-database")
+    assert after.urn == before.urn and after.protect and after.inputs["deletionProtection"]
+    assert "replicateSourceDb" not in after.inputs or after.inputs["replicateSourceDb"] is None
+    changed = {k for k in set(before.inputs) | set(after.inputs) if before.inputs.get(k) != after.inputs.get(k)}
+    assert "replicateSourceDb" in changed
+    assert changed <= {"replicateSourceDb", "multiAz", "instanceClass", "tags"}, changed
+    assert after.inputs["multiAz"] is True
+    assert after.inputs["instanceClass"] == load_stack_config("dr")[P + "database"]["instanceClass"]
+    # Backups keep running across promotion: no backup setting changes.
+    assert (
+        after.inputs["backupRetentionPeriod"] == before.inputs["backupRetentionPeriod"] == RETENTION[Tier.PROD].wal.days
+    )
+    assert activated.outputs["database"]["role"] == "primary (promoted)"
+
+
+def test_activation_replaces_or_deletes_nothing_stateful(dr, activated):
+    stateful = {r.urn: r for r in dr.resources if r.protect}
+    after = {r.urn: r for r in activated.resources}
+    assert stateful and set(stateful) <= set(after)
+    assert all(after[u].protect for u in stateful)
+    assert activated.one(BACKUPS).inputs == dr.one(BACKUPS).inputs
+
+
+def test_without_warm_standby_dr_keeps_replicated_backups_only(pair_prod):
+    run = run_stack(
+        "dr",
+        peer_outputs=pair_prod.primary.outputs,
+        overrides={P + "database": {**load_stack_config("dr")[P + "database"], "warmStandby": False}},
+    )
+    assert not run.of_type(RDS)
+    assert run.one(BACKUPS).inputs["sourceDbInstanceArn"] == pair_prod.primary.outputs["databaseInstanceArn"]
+    # ... and the config's topology, which the objectives table is computed from, says so.
+    raw = {k[len(P) :]: v for k, v in load_stack_config("dr").items() if k.startswith(P) and k != P + "kubeconfig"}
+    raw["database"] = {**raw["database"], "warmStandby": False}
+    assert parse(raw).topology.warm_standby is False
+    assert run.outputs["database"]["role"] == "replicated backups only"
+
+
+def test_first_dr_pass_is_partial_until_prod_exists(pair_prod):
+    first = pair_prod.bootstrap[0]
+    assert not first.of_type(RDS) and not first.of_type(BACKUPS)
+    assert "databaseInstanceArn" in first.outputs["nextStep"]
+
+
+def test_staging_differs_from_prod_only_in_size(prod, staging):
+    a, b = prod.one(RDS).inputs, staging.one(RDS).inputs
+    settings = (
+        "multiAz",
+        "storageEncrypted",
+        "deletionProtection",
+        "publiclyAccessible",
+        "iamDatabaseAuthenticationEnabled",
+        "backupWindow",
+        "maintenanceWindow",
+        "enabledCloudwatchLogsExports",
+        "performanceInsightsEnabled",
+        "engine",
+        "engineVersion",
+    )
+    assert {k: a[k] for k in settings} == {k: b[k] for k in settings}
+    # backupRetentionPeriod is the model's WAL retention, the same for both tiers.
+    assert RETENTION[Tier.PROD].wal == RETENTION[Tier.STAGING].wal
+    assert b["instanceClass"] == load_stack_config("staging")[P + "database"]["instanceClass"] != a["instanceClass"]
+    assert b["allocatedStorage"] == load_stack_config("staging")[P + "database"]["allocatedStorageGb"]
+
+
+def test_rds_retention_limit_is_enforced():
+    assert check_retention(RETENTION[Tier.PROD].wal.days) == RETENTION[Tier.PROD].wal.days
+    for bad in (0, RDS_MAX_BACKUP_RETENTION_DAYS + 1):
+        with pytest.raises(ValueError, match="RDS keeps automated backups"):
+            check_retention(bad)
