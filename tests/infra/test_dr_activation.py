@@ -24,6 +24,9 @@ INTENDED = {
 }
 # The data tier (issue 3) promotes the replica: an in-place update dropping replicateSourceDb.
 RDS = "aws:rds/instance:Instance"
+# The functions (issue 4) back up and verify from the DR site once it is the primary: their
+# schedules exist disabled on the standby and are enabled by activation.
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,11 @@ def test_activation_changes_exactly_the_intended_resources(changes, dr):
     for r in replicas:
         promoted = found.pop(("update", RDS, r.name), set())
         assert "replicateSourceDb" in promoted, f"the replica {r.name} is not promoted on activation"
+    for r in dr.of_type(SCHEDULE):
+        assert r.inputs["state"] == "DISABLED", f"{r.name} runs on the standby"
+        assert found.pop(("update", SCHEDULE, r.name)) == {"state"}, f"{r.name} is not enabled on activation"
     assert found == INTENDED
+    assert {p.after for c in changes if c.type == SCHEDULE for p in c.properties} <= {"ENABLED"}
 
 
 def test_activation_replaces_or_deletes_nothing_stateful(changes, dr, activated):
