@@ -27,6 +27,10 @@ RDS = "aws:rds/instance:Instance"
 # The functions (issue 4) back up and verify from the DR site once it is the primary: their
 # schedules exist disabled on the standby and are enabled by activation.
 SCHEDULE = "aws:scheduler/schedule:Schedule"
+# The alerts (issue 7): once primary, the DR site watches what a primary watches (alarms that
+# the prod site has), stops watching replication from prod, and its dashboard follows.
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def _app_config(stack: str) -> dict:
     return load_stack_config(stack)[P + "app"]
 
 
-def test_activation_changes_exactly_the_intended_resources(changes, dr):
+def test_activation_changes_exactly_the_intended_resources(changes, dr, pair_prod):
     found = {(c.action, c.type, c.name): c.paths for c in changes}
     replicas = [r for r in dr.of_type(RDS) if r.inputs.get("replicateSourceDb")]
     for r in replicas:
@@ -56,13 +60,24 @@ def test_activation_changes_exactly_the_intended_resources(changes, dr):
     for r in dr.of_type(SCHEDULE):
         assert r.inputs["state"] == "DISABLED", f"{r.name} runs on the standby"
         assert found.pop(("update", SCHEDULE, r.name)) == {"state"}, f"{r.name} is not enabled on activation"
+    primary_alarms = {r.name.removeprefix("primary-") for r in pair_prod.primary.of_type(ALARM)}
+    for action, type_, name in [k for k in found if k[1] == ALARM]:
+        paths = found.pop((action, type_, name))
+        if action == "create":
+            assert name.removeprefix("dr-") in primary_alarms, f"{name}: no such alarm on a primary site"
+        else:
+            assert (action, paths) == ("delete", set()) and name.endswith("replica-lag"), (action, name)
+    for key in [k for k in found if k[1] == DASHBOARD]:
+        assert found.pop(key) == {"dashboardBody"}
     assert found == INTENDED
     assert {p.after for c in changes if c.type == SCHEDULE for p in c.properties} <= {"ENABLED"}
 
 
 def test_activation_replaces_or_deletes_nothing_stateful(changes, dr, activated):
     assert not [c for c in changes if c.risky]
-    assert not [c for c in changes if c.action in ("delete", "replace")]
+    assert not [c for c in changes if c.action == "replace"]
+    # The only deletion: the standby's replication-lag alarm (issue 7), nothing stateful.
+    assert all(c.type == ALARM and not c.stateful for c in changes if c.action == "delete")
     after = {r.urn for r in activated.resources}
     protected = [r for r in dr.resources if r.protect or r.retain_on_delete]
     assert protected, "the dr stack protects its stateful resources"
