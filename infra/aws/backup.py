@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, GfsBackupPlanArgs, RestoreTest
 from components.aws.kms import CustomerKey, CustomerKeyArgs
+from infra.aws.data import warn_if_peer_disagrees
 from infra.site import Site
 
 
@@ -37,6 +38,7 @@ def build(site: Site) -> None:
         return
 
     peer = site.peer.require_all("drBackupVaultArn", "drBackupKmsKeyArn")
+    warn_if_peer_disagrees(site, "backupVault", "locked", cfg.locked, "vaultLock")
     db = site.parts["database"]
     network = site.parts["network"]
     key_arns = [key.arn, site.parts["kms.database"].arn, site.parts["kms.files"].arn]

@@ -78,6 +78,22 @@ def build(site: Site) -> None:
     site.export("redisSecretArn", token.arn)
 
 
+def warn_if_peer_disagrees(site: Site, output: str, field: str, mine: object, key: str) -> None:
+    """The objectives table of one site describes both: warn when the peer declares otherwise."""
+    theirs = site.peer.get(output)
+    if theirs is None:
+        return
+
+    def check(value: object) -> None:
+        if isinstance(value, dict) and field in value and value[field] != mine:
+            pulumi.log.warn(
+                f"config key '{key}' is {mine} here but {value[field]} on peer stack '{site.peer.name}': the "
+                f"objectives table assumes {mine}; set the same value on both stacks"
+            )
+
+    pulumi.Output.from_input(theirs).apply(check)
+
+
 def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, tags: dict[str, str]) -> None:
     cfg = site.cfg
     dr_key = site.peer.get("drSecretsKmsKeyArn")
@@ -110,6 +126,8 @@ def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, 
     )
     site.parts["database"] = db
     site.parts["secrets.database"] = credentials
+    # This stack's objectives table assumes the dr stack's warm standby as configured here.
+    warn_if_peer_disagrees(site, "database", "warmStandby", cfg.database.warm_standby, "database.warmStandby")
     site.export("databaseInstanceArn", db.arn)
     site.export("databaseEndpoint", db.instance.address)
     site.export("databaseSecretArn", credentials.arn)
