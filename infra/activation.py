@@ -125,6 +125,12 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for k, v in value.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
         return out
+    if isinstance(value, str) and value[:1] in ("{", "[") and prefix:
+        # JSON documents (policies, dashboards): show what changed inside, not the whole text.
+        try:
+            return _flatten(json.loads(value), prefix)
+        except json.JSONDecodeError:
+            pass
     if isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
         out = {}
         for i, v in enumerate(value):
