@@ -130,6 +130,8 @@ class RetentionOverrides(_Strict):
 class Alerts(_Strict):
     emails: list[str] = Field(default_factory=list)
     webhooks: list[str] = Field(default_factory=list)
+    # Alarm when the site's backup bucket holds more than this (S3 BucketSizeBytes).
+    storage_quota_gb: float = Field(2000, alias="storageQuotaGb", gt=0)
 
     @field_validator("emails")
     @classmethod
@@ -184,6 +186,27 @@ class App(_Strict):
     certificate_arn: str | None = Field(None, alias="certificateArn", pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:")
 
 
+class Functions(_Strict):
+    """The backup / verify functions (one container image, lambdas/Dockerfile)."""
+
+    # A full image URI; default: this site's ECR repository at `imageTag`.
+    image: str | None = Field(None, pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9._/-]+[:@].+$")
+    image_tag: str = Field("1.0.0", alias="imageTag", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    memory_mb: int = Field(2048, alias="memoryMb", ge=512, le=10240)
+    timeout: Duration = timedelta(minutes=15)
+    # lambda: Lambda + EventBridge Scheduler; kubernetes: CronJobs on the site's cluster.
+    runner: str = Field("lambda", pattern=r"^(lambda|kubernetes)$")
+    # kubernetes runner: the EKS cluster whose pods get the functions' role (EKS Pod Identity).
+    eks_cluster_name: str | None = Field(None, alias="eksClusterName")
+
+    @field_validator("timeout")
+    @classmethod
+    def _lambda_limit(cls, v: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= v <= timedelta(minutes=15):
+            raise ValueError("a duration from 1m to 15m (Lambda runs at most 15 minutes)")
+        return v
+
+
 class Network(_Strict):
     vpc_id: str | None = Field(None, alias="vpcId")
     subnet_ids: list[str] = Field(default_factory=list, alias="subnetIds")
@@ -224,6 +247,7 @@ class StackConfig(_Strict):
     redis: Redis = Field(default_factory=Redis)
     app: App = Field(default_factory=App)
     network: Network = Field(default_factory=Network)
+    functions: Functions = Field(default_factory=Functions)
     dns: Dns = Field(default_factory=Dns)
     kubeconfig: Any = None  # a secret; read with Config.require_secret, never through here
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -20,6 +21,9 @@ class CustomerKeyArgs:
     # with this key on the account's behalf; each gets only GenerateDataKey*/Decrypt.
     service_principals: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    # Further key-policy statements, given the account id: for services whose documented key
+    # policy differs from the one above (CloudTrail's encryption context, alarm publishers).
+    extra_statements: Callable[[str], list[dict]] | None = None
 
 
 def key_policy(account_id: str, args: CustomerKeyArgs) -> str:
@@ -44,6 +48,8 @@ def key_policy(account_id: str, args: CustomerKeyArgs) -> str:
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
+    if args.extra_statements is not None:
+        statements.extend(args.extra_statements(account_id))
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 

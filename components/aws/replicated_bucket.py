@@ -8,12 +8,13 @@ prod stack creates the source with `replicate_to` pointing at the peer's outputs
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, Retention
+from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, Period, Retention
 
 from .kms import CustomerKey
 
@@ -36,7 +37,59 @@ class ReplicatedBucketArgs:
     purpose: str = "user-files"
     replicate_to: ReplicaTarget | None = None
     object_lock: bool = False
+    # With object_lock: the bucket's default retention (mode and period). COMPLIANCE: nobody,
+    # root included, can delete a locked version early; GOVERNANCE: only with
+    # s3:BypassGovernanceRetention. Writers may lock single objects longer (GFS classes).
+    lock_mode: str = "COMPLIANCE"
+    lock_period: Period | None = None
+    # Expire current versions by this object tag, one rule per GFS class of `retention`
+    # (tag value = the class, after retention.for_class(c)); None: nothing expires.
+    expire_by_tag: str | None = None
+    # Extra prefix-scoped expirations: {prefix: period} (e.g. verification records).
+    expire_prefixes: dict[str, Period] = field(default_factory=dict)
+    # Further bucket-policy statements, given the bucket ARN (e.g. CloudTrail's delivery).
+    extra_policy: Callable[[str], list[dict]] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+
+LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
+
+
+def lifecycle_rules(args: ReplicatedBucketArgs) -> list[dict]:
+    """The bucket's lifecycle: deleted (noncurrent) versions kept `deleted_files`, incomplete
+    uploads aborted, and, for backup stores, current versions expired per GFS tag."""
+    housekeeping: dict = {
+        "id": "deleted-files",
+        "status": "Enabled",
+        "filter": {},
+        "noncurrent_version_expiration": {"noncurrent_days": args.retention.deleted_files.days},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": MULTIPART_ABORT.days},
+    }
+    rules = [housekeeping]
+    if args.expire_by_tag is None and not args.expire_prefixes:
+        return rules
+    # Once its versions are gone, a lone delete marker is clutter: remove it.
+    housekeeping["expiration"] = {"expired_object_delete_marker": True}
+    if args.expire_by_tag is not None:
+        for gfs in args.retention.classes:
+            rules.append(
+                {
+                    "id": f"expire-{gfs.value}",
+                    "status": "Enabled",
+                    "filter": {"tag": {"key": args.expire_by_tag, "value": gfs.value}},
+                    "expiration": {"days": args.retention.for_class(gfs).days},
+                }
+            )
+    for prefix, period in sorted(args.expire_prefixes.items()):
+        rules.append(
+            {
+                "id": f"expire-{prefix.strip('/').replace('/', '-') or 'all'}",
+                "status": "Enabled",
+                "filter": {"prefix": prefix},
+                "expiration": {"days": period.days},
+            }
+        )
+    return rules
 
 
 def tls_and_kms_only_policy(bucket_arn: str, key_arn: str | None) -> str:
@@ -214,13 +267,30 @@ class ReplicatedBucket(pulumi.ComponentResource):
             opts=child,
         )
         _private(name, self.bucket, region, self)
+        self.object_lock: aws.s3.BucketObjectLockConfiguration | None = None
+        if args.object_lock:
+            if args.lock_mode not in LOCK_MODES or args.lock_period is None:
+                raise ValueError(f"{name}: object_lock needs lock_mode in {LOCK_MODES} and a lock_period")
+            self.object_lock = aws.s3.BucketObjectLockConfiguration(
+                f"{name}-object-lock",
+                region=region,
+                bucket=self.bucket.id,
+                object_lock_enabled="Enabled",
+                rule={"default_retention": {"mode": args.lock_mode, "days": args.lock_period.days}},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
+            )
+
+        def _policy(a: list[str]) -> str:
+            doc = json.loads(tls_and_kms_only_policy(a[0], a[1]))
+            if args.extra_policy is not None:
+                doc["Statement"].extend(args.extra_policy(a[0]))
+            return json.dumps(doc)
+
         aws.s3.BucketPolicy(
             f"{name}-policy",
             region=region,
             bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn).apply(
-                lambda a: tls_and_kms_only_policy(a[0], a[1])
-            ),
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn).apply(_policy),
             opts=child,
         )
         aws.s3.BucketLogging(
@@ -235,15 +305,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
             f"{name}-lifecycle",
             region=region,
             bucket=self.bucket.id,
-            rules=[
-                {
-                    "id": "deleted-files",
-                    "status": "Enabled",
-                    "filter": {},
-                    "noncurrent_version_expiration": {"noncurrent_days": args.retention.deleted_files.days},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": MULTIPART_ABORT.days},
-                }
-            ],
+            rules=lifecycle_rules(args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )
         if args.replicate_to is not None:
@@ -280,7 +342,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
             f"{name}-replication",
             role=role.id,
             policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn, target.bucket_arn, target.kms_key_arn).apply(
-                lambda a: replication_policy(a[0], a[1], args.region, a[2], a[3], target.region)
+                lambda a: replication_policy(a[0], a[1], args.region, a[2], a[3], target.region, args.object_lock)
             ),
             opts=child,
         )
@@ -318,8 +380,16 @@ class ReplicatedBucket(pulumi.ComponentResource):
 
 
 def replication_policy(
-    source_arn: str, source_key: str, source_region: str, dest_arn: str, dest_key: str, dest_region: str
+    source_arn: str,
+    source_key: str,
+    source_region: str,
+    dest_arn: str,
+    dest_key: str,
+    dest_region: str,
+    object_lock: bool = False,
 ) -> str:
+    # Replicas of locked objects keep their retention: S3 reads it with the replication role.
+    lock_reads = ["s3:GetObjectRetention", "s3:GetObjectLegalHold"] if object_lock else []
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -335,6 +405,7 @@ def replication_policy(
                         "s3:GetObjectVersionForReplication",
                         "s3:GetObjectVersionAcl",
                         "s3:GetObjectVersionTagging",
+                        *lock_reads,
                     ],
                     "Resource": f"{source_arn}/*",
                 },

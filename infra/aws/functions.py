@@ -1,0 +1,267 @@
+"""The backup functions of a site: their bucket, their image, and where they run.
+
+- A dedicated backup bucket per site (ReplicatedBucket with Object Lock: COMPLIANCE where the
+  tier is locked, GOVERNANCE otherwise; default retention = the shortest GFS generation, the
+  function locks each object for its own generation; lifecycle expiry per `gfs-class` tag).
+  The prod site replicates it into the DR site's bucket (bootstrap: dr, prod, dr).
+- The image's ECR repository (the primary's registry replicates it into the DR region, so
+  the DR site can still deploy its functions with the primary region gone).
+- The functions: Lambda + EventBridge Scheduler (`functions.runner: lambda`, default) or
+  Kubernetes CronJobs on the site's cluster (`functions.runner: kubernetes`). On a DR site
+  that is not activated they are deployed but their schedules are off: the replica is
+  read-only and prod's backups replicate here anyway; activation turns them on.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.backup_functions import BackupFunctions, BackupFunctionsArgs
+from components.aws.kms import CustomerKey, CustomerKeyArgs
+from components.aws.replicated_bucket import ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
+from components.aws.secrets import replica_arn
+from infra.site import Site
+from lambdas.core import layout
+
+REPOSITORY = "postoucancer/{tier}/backup-functions"
+PREFIX = "postgres"
+
+
+def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
+    cfg = site.cfg
+    name = REPOSITORY.format(tier=cfg.tier.value)
+    repo = aws.ecr.Repository(
+        site.name("backup-functions"),
+        region=site.region,
+        name=name,
+        image_tag_mutability="IMMUTABLE",  # a tag names one image forever (what ran is what was tested)
+        image_scanning_configuration={"scan_on_push": True},
+        encryption_configurations=[{"encryption_type": "KMS"}],
+        force_delete=False,
+        tags={"postoucancer:stack": site.stack},
+    )
+    if site.is_primary:
+        # Images pushed here are copied into the DR region's repository of the same name.
+        aws.ecr.ReplicationConfiguration(
+            site.name("ecr-replication"),
+            region=site.region,
+            replication_configuration={
+                "rules": [
+                    {
+                        "destinations": [{"region": cfg.peer_region, "registry_id": repo.registry_id}],
+                        "repository_filters": [{"filter": name, "filter_type": "PREFIX_MATCH"}],
+                    }
+                ]
+            },
+        )
+    if cfg.functions.image:
+        return repo, pulumi.Output.from_input(cfg.functions.image)
+    account = aws.get_caller_identity_output().account_id
+    uri = pulumi.Output.all(account, repo.name).apply(
+        lambda a: f"{a[0]}.dkr.ecr.{site.region}.amazonaws.com/{a[1]}:{cfg.functions.image_tag}"
+    )
+    return repo, uri
+
+
+def _bucket(site: Site) -> tuple[ReplicatedBucket, CustomerKey]:
+    cfg = site.cfg
+    retention = cfg.retention_policy
+    key = CustomerKey(
+        site.name("pg-backups-key"),
+        CustomerKeyArgs(
+            region=site.region,
+            description=f"Post Ou Cancer PostgreSQL dumps ({cfg.role.value} site, {site.region})",
+        ),
+    )
+    target = None
+    if site.is_primary:
+        peer = site.peer.require_all("backupBucketArn", "backupBucketKmsKeyArn")
+        if peer is not None:
+            target = ReplicaTarget(
+                bucket_arn=peer["backupBucketArn"], kms_key_arn=peer["backupBucketKmsKeyArn"], region=cfg.peer_region
+            )
+    bucket = ReplicatedBucket(
+        site.name("pg-backups"),
+        ReplicatedBucketArgs(
+            region=site.region,
+            retention=retention,
+            kms_key=key,
+            log_bucket=site.parts["access_logs"],
+            purpose="database-backups",
+            replicate_to=target,
+            object_lock=True,
+            lock_mode="COMPLIANCE" if cfg.locked else "GOVERNANCE",
+            lock_period=retention.shortest,
+            expire_by_tag=layout.GFS_TAG_KEY,
+            # Verification records are evidence of restore tests: kept as long as the backups.
+            expire_prefixes={f"{PREFIX}/{cfg.database.name}/{layout.VERIFY_DIR}/": retention.longest},
+            tags={"postoucancer:stack": site.stack},
+        ),
+    )
+    return bucket, key
+
+
+def _database_secret(site: Site) -> tuple[pulumi.Input[str] | None, pulumi.Input[str] | None]:
+    """The database credentials the functions read, and the key that decrypts them."""
+    secrets_key = site.parts.get("kms.secrets")
+    key_arn = secrets_key.arn if secrets_key is not None else None
+    if site.is_primary:
+        secret = site.parts.get("secrets.database")
+        return (secret.arn if secret is not None else None), key_arn
+    # DR: the replica of prod's secret in this region (readable with the primary region gone).
+    arn = site.peer.get("databaseSecretArn")
+    if arn is None:
+        return None, key_arn
+    return pulumi.Output.from_input(arn).apply(lambda a: replica_arn(a, site.cfg.peer_region, site.region)), key_arn
+
+
+def build(site: Site) -> None:
+    cfg = site.cfg
+    bucket, key = _bucket(site)
+    site.parts["backups.bucket"] = bucket
+    site.parts["kms.backups_bucket"] = key
+    site.export("backupBucketArn", bucket.arn)
+    site.export("backupBucketName", bucket.bucket.bucket)
+    site.export("backupBucketKmsKeyArn", key.arn)
+    repo, image = _repository(site)
+    site.parts["backups.repository"] = repo
+
+    secret_arn, secret_key_arn = _database_secret(site)
+    enabled = site.is_primary or cfg.activated
+    info = {
+        "runner": cfg.functions.runner,
+        "schedulesEnabled": enabled,
+        "backupBucketReplicatedTo": cfg.peer_region if bucket.replication is not None else None,
+        "image": image,
+    }
+    if cfg.functions.runner == "kubernetes":
+        _cronjobs(site, bucket, key, image, secret_arn, secret_key_arn, enabled)
+        site.export("backupFunctions", info)
+        return
+
+    network = site.parts.get("network")
+    if network is None:
+        pulumi.log.warn("no site network yet (infra/aws/network.py): the backup functions are not deployed")
+        site.export("backupFunctions", {**info, "deployed": False})
+        return
+    functions = BackupFunctions(
+        site.name("pg"),
+        BackupFunctionsArgs(
+            region=site.region,
+            image_uri=image,
+            bucket_arn=bucket.arn,
+            bucket_name=bucket.bucket.bucket,
+            kms_key_arn=key.arn,
+            database=cfg.database.name,
+            tier=cfg.tier,
+            subnet_ids=network.private_subnet_ids,
+            security_group_ids=[network.functions_sg.id],
+            log_retention=cfg.retention_policy.audit_logs,
+            db_secret_arn=secret_arn,
+            db_secret_kms_key_arn=secret_key_arn,
+            prefix=PREFIX,
+            object_lock=True,
+            enabled=enabled,
+            timeout=cfg.functions.timeout,
+            memory_mb=cfg.functions.memory_mb,
+            name_prefix=f"postoucancer-{site.stack}-pg",
+            tags={"postoucancer:stack": site.stack},
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[repo]),
+    )
+    site.parts["backup_functions"] = functions
+    site.export(
+        "backupFunctions",
+        {
+            **info,
+            "deployed": True,
+            "functions": {k: f.name for k, f in functions.functions.items()},
+            "schedules": {k: s.schedule_expression for k, s in functions.schedules.items()},
+            "deadLetterQueue": functions.dlq.arn,
+        },
+    )
+
+
+def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enabled: bool) -> None:
+    """`functions.runner: kubernetes`: CronJobs on this site's cluster, with the functions'
+    permissions bound to their ServiceAccount through EKS Pod Identity."""
+    import json
+
+    from components.aws.backup_functions import backup_policy, verify_policy
+    from components.k8s.backup_cronjobs import BackupCronJobs, BackupCronJobsArgs
+
+    cfg = site.cfg
+    provider = site.parts.get("k8s.provider")
+    if provider is None:
+        raise RuntimeError("functions.runner kubernetes needs the site's Kubernetes provider (infra/aws/app.py)")
+    common = {
+        "BACKUP_DATABASE": cfg.database.name,
+        "BACKUP_BUCKET": bucket.bucket.bucket,
+        "BACKUP_PREFIX": PREFIX,
+        "BACKUP_TIER": cfg.tier.value,
+        "AWS_REGION": site.region,
+    }
+    if secret_arn is not None:
+        common["DB_SECRET_ARN"] = secret_arn
+    jobs = BackupCronJobs(
+        site.name("pg-cron"),
+        BackupCronJobsArgs(
+            namespace=cfg.app.namespace,
+            image=image,
+            environment={
+                "backup": {**common, "BACKUP_KMS_KEY_ID": key.arn, "BACKUP_OBJECT_LOCK": "on"},
+                "verify": {**common, "VERIFY_RECORD": "true"},
+            },
+            deadline=cfg.functions.timeout,
+            suspend=not enabled,
+            labels={"postoucancer.example/site": cfg.role.value},
+        ),
+        opts=pulumi.ResourceOptions(
+            providers={"kubernetes": provider},
+            depends_on=[d for d in [site.parts.get("k8s.namespace")] if d is not None],
+        ),
+    )
+    site.parts["backup_cronjobs"] = jobs
+    account = aws.get_caller_identity_output().account_id
+    role = aws.iam.Role(
+        site.name("pg-cron"),
+        description="Post Ou Cancer backup/verify CronJobs (EKS Pod Identity): writes, never deletes, backups",
+        assume_role_policy=account.apply(
+            lambda a: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            "Action": ["sts:AssumeRole", "sts:TagSession"],
+                            "Condition": {"StringEquals": {"aws:SourceAccount": a}},
+                        }
+                    ],
+                }
+            )
+        ),
+    )
+    for what, fn in (("backup", backup_policy), ("verify", verify_policy)):
+        aws.iam.RolePolicy(
+            site.name(f"pg-cron-{what}"),
+            role=role.id,
+            policy=pulumi.Output.all(bucket.arn, key.arn, secret_arn, secret_key_arn).apply(
+                lambda a, f=fn: f(a[0], PREFIX, cfg.database.name, a[1], None, None, a[2], a[3])
+            ),
+        )
+    if cfg.functions.eks_cluster_name:
+        aws.eks.PodIdentityAssociation(
+            site.name("pg-cron"),
+            region=site.region,
+            cluster_name=cfg.functions.eks_cluster_name,
+            namespace=cfg.app.namespace,
+            service_account=jobs.service_account_name,
+            role_arn=role.arn,
+        )
+    else:
+        pulumi.log.warn(
+            "functions.runner is kubernetes but functions.eksClusterName is unset: the CronJobs' "
+            "ServiceAccount gets no AWS role; fix: pulumi config set --path functions.eksClusterName <cluster>"
+        )
