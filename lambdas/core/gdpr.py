@@ -413,6 +413,7 @@ def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | 
         except AlreadyExists:
             entry = json.loads(ledger.read(key))
             status = "already_recorded"
+        resource["ledger_status"] = status
         result: dict[str, Any] = {"status": status, "ledger_key": key, "entry": entry,
                                   "retain_until": retain.isoformat() if retain and status == "recorded" else None}
         if req.apply:

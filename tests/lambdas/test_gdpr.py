@@ -68,6 +68,11 @@ def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
                                 f" FROM {t} x").fetchone() for t in TABLES}
 
 
+def counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
 def query(dsn: str, q: str, **params):
     with psycopg.connect(dsn) as conn:
         return conn.execute(q, params).fetchall()
@@ -82,6 +87,7 @@ class World:
     live: str  # the live database's name
     env: dict[str, str]  # the functions' environment (as the components would set it)
     x: int  # the erased user
+    z: int  # a second erased user
     y: int  # the exported user
     manifest_key: str
     y_at_backup: dict[str, list]  # Y's own rows, by direct query, when the backup was taken
@@ -89,6 +95,8 @@ class World:
     at_backup: dict  # fingerprint of the live database when the backup was taken
     live_after_erasure: dict
     erasure: dict  # record_erasure(..., apply=True) result on the live database
+    erasure_z: dict = field(default_factory=dict)
+    referencing: dict = field(default_factory=dict)  # rows referencing X or Z before the erasure (independent SQL)
     audit: list = field(default_factory=list)
 
     def dsn(self, dbname: str | None = None) -> str:
@@ -100,6 +108,10 @@ class World:
     def scratch_dbs(self) -> list[str]:
         return [r[0] for r in query(self.pg.dsn(), "SELECT datname FROM pg_database"
                                     " WHERE datname LIKE 'gdpr\\_export%%' OR datname LIKE 'verify\\_%%'")]
+
+    def deleted_live(self) -> dict[str, int]:
+        """Rows the two live erasures deleted, per table."""
+        return {t: self.erasure["deleted"][t] + self.erasure_z["deleted"][t] for t in TABLES}
 
     def actions(self, action: str) -> list[dict]:
         return [e for e in self.audit if e["action"] == action]
@@ -128,18 +140,22 @@ def world(pg, moto_server):
             dsn = pg.dsn(live)
             # X and Y: the two users with the most media; X also comments on others' posts and
             # others comment on X's posts, so every path of the erasure is exercised.
-            x, y = [r[0] for r in query(dsn, "SELECT p.user_id FROM posts p JOIN media m ON m.post_id = p.id"
-                                              " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 2")]
+            x, y, z = [r[0] for r in query(dsn, "SELECT p.user_id FROM posts p JOIN media m ON m.post_id = p.id"
+                                                 " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3")]
             y_rows = {t: [r[0] for r in query(dsn, q, u=y)] for t, q in OWN_ROWS.items()}
             others = query(dsn, "SELECT count(*) FROM comments WHERE user_id <> %(u)s AND post_id IN"
                                 " (SELECT id FROM posts WHERE user_id = %(u)s)", u=y)[0][0]
-            w = World(pg, s3, kms, key_arn, live, env, x, y, "", y_rows, others, fingerprint(dsn), {}, {})
+            w = World(pg, s3, kms, key_arn, live, env, x, z, y, "", y_rows, others, fingerprint(dsn), {}, {})
             result = run_backup(load_request(BackupRequest, {}, env), gdpr_cli._s3(BACKUPS),
                                 DbConn.resolve(dsn=pg.dsn()), actor=Actor("tests", "cli"), telemetry=w.tel())
             w.manifest_key = result.manifest_key
+            w.referencing = {t: query(dsn, q.replace("= %(u)s", "= ANY(%(u)s)"), u=[x, z])[0][0]
+                             for t, q in ANY_ROWS.items()}
             # The user asks to be forgotten: recorded in the ledger, deleted in the live database.
             w.erasure = gdpr_cli.record({"user_id": x, "apply": True, "reference": "DPO-2026-0042"}, env,
                                         actor=Actor("dpo@example.org", "cli"), telemetry=w.tel())
+            w.erasure_z = gdpr_cli.record({"user_id": z, "apply": True}, env, actor=Actor("app", "lambda"),
+                                          telemetry=w.tel())
             w.live_after_erasure = fingerprint(dsn)
             # Y edits their profile after the backup: the export must show the backup's state.
             with psycopg.connect(dsn, autocommit=True) as conn:
@@ -170,17 +186,19 @@ def test_world_preconditions(world):
 def test_erasure_in_live_database_and_ledger_entry(world):
     x, s3 = world.x, world.s3
     for t, q in ANY_ROWS.items():
-        assert query(world.dsn(), q, u=x)[0][0] == 0, f"{t} still references X in the live database"
+        for u in (x, world.z):
+            assert query(world.dsn(), q, u=u)[0][0] == 0, f"{t} still references {u} in the live database"
     assert world.erasure["status"] == "recorded"
     deleted = world.erasure["deleted"]
     assert deleted["public.users"] == 1 and deleted["public.posts"] > 0 and deleted["public.media"] > 0
-    # others intact: every table lost exactly what the erasure reports
+    # exactly the rows that referenced X or Z went (counted independently), nothing else
+    assert world.deleted_live() == world.referencing
     for t in TABLES:
-        assert world.live_after_erasure[t][0] == world.at_backup[t][0] - deleted[t]
+        assert world.live_after_erasure[t][0] == world.at_backup[t][0] - world.referencing[t]
 
     key = world.erasure["ledger_key"]
     assert key == f"gdpr/erasures/{world.live}/{x}.json"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=LEDGER)["Contents"]] == [key]
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=LEDGER)["Contents"]} == {key, world.erasure_z["ledger_key"]}
     head = s3.head_object(Bucket=LEDGER, Key=key)
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == world.key_arn
     assert head["ObjectLockMode"] == "COMPLIANCE"
@@ -195,7 +213,7 @@ def test_erasure_in_live_database_and_ledger_entry(world):
     version = head["VersionId"]
     with pytest.raises(Exception, match=r"AccessDenied|locked|WORM|retention"):
         s3.delete_object(Bucket=LEDGER, Key=key, VersionId=version)
-    assert [e["outcome"] for e in world.actions("gdpr.erasure.record")] == ["success"]
+    assert [e["outcome"] for e in world.actions("gdpr.erasure.record")] == ["success", "success"]
 
 
 def test_recording_again_is_idempotent(world):
@@ -215,7 +233,7 @@ def test_restore_then_reapply_removes_erased_users_and_is_idempotent(world):
         restored_db = target.dbname
         dsn = world.dsn(restored_db)
         assert query(dsn, ANY_ROWS["public.users"], u=x)[0][0] == 1, "the restore brought X back"
-        assert fingerprint(dsn) == world.at_backup
+        assert counts(dsn) == {t: n for t, (n, _md5) in world.at_backup.items()}
 
         # The runbook's command, as an operator runs it after the restore.
         env = {**os.environ, **world.env, "DB_DSN": world.pg.dsn(), "AUDIT_ACTOR": "oncall@example.org"}
@@ -224,18 +242,19 @@ def test_restore_then_reapply_removes_erased_users_and_is_idempotent(world):
                               text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert result["status"] == "applied" and result["ledger_entries"] == 1
-        assert result["users_deleted"] == 1
-        assert result["deleted"] == world.erasure["deleted"]  # same rows as the live erasure
+        assert result["status"] == "applied" and result["ledger_entries"] == 2
+        assert result["users_deleted"] == 2
+        assert result["deleted"] == world.deleted_live()  # the same rows as the two live erasures
         for t, q in ANY_ROWS.items():
-            assert query(dsn, q, u=x)[0][0] == 0, f"{t} still references X after the re-application"
+            for u in (x, world.z):
+                assert query(dsn, q, u=u)[0][0] == 0, f"{t} still references {u} after the re-application"
         # everyone else intact: the restored copy now equals the live database after the erasure
         assert fingerprint(dsn) == world.live_after_erasure
 
         second = gdpr_cli.reapply({"database": world.live, "target_database": restored_db}, world.env,
                                   actor=Actor("tests", "cli"), telemetry=world.tel())
-        assert second["rows_deleted"] == 0 and second["ledger_entries"] == 1
-        assert fingerprint(dsn) == world.live_after_erasure
+        assert second["rows_deleted"] == 0 and second["ledger_entries"] == 2
+        assert counts(dsn) == {t: n for t, (n, _md5) in world.live_after_erasure.items()}
         event = world.actions("gdpr.erasure.reapply")[-1]
         assert event["outcome"] == "success" and event["resource"]["target_database"] == restored_db
         assert event["details"]["rows_deleted"] == 0
@@ -243,7 +262,7 @@ def test_restore_then_reapply_removes_erased_users_and_is_idempotent(world):
 
 def test_reapply_on_the_live_database_is_a_no_op(world):
     res = gdpr_cli.reapply({}, world.env, actor=Actor("tests", "cli"), telemetry=world.tel())
-    assert res["rows_deleted"] == 0 and res["ledger_entries"] == 1
+    assert res["rows_deleted"] == 0 and res["ledger_entries"] == 2
 
 
 def test_export_one_user_from_the_backup(world, tmp_path):
@@ -363,3 +382,72 @@ def test_request_models_reject_bad_types():
     req = load_request(gdpr.ExportRequest, {"user_id": 42, "database": "db", "bucket": "b-bucket",
                                             "ledger_bucket": "l-bucket"}, {})
     assert req.user_id == "42"
+
+
+FK_SCHEMA = """
+CREATE TABLE accounts (uid uuid PRIMARY KEY, name text NOT NULL);
+CREATE TABLE notes (id int PRIMARY KEY, owner uuid NOT NULL REFERENCES accounts(uid), body text);
+CREATE TABLE attachments (id int PRIMARY KEY, note_id int REFERENCES notes(id), blob bytea);
+CREATE TABLE likes (id int PRIMARY KEY, note_id int NOT NULL REFERENCES notes(id),
+                    liker uuid NOT NULL REFERENCES accounts(uid));
+CREATE TABLE unrelated (id int PRIMARY KEY, x text);
+INSERT INTO accounts VALUES ('{a}', 'A'), ('{b}', 'B');
+INSERT INTO notes VALUES (1, '{a}', 'a1'), (2, '{b}', 'b2');
+INSERT INTO attachments VALUES (10, 1, '\\x01'), (20, 2, '\\x02');
+INSERT INTO likes VALUES (100, 1, '{b}'), (200, 2, '{a}');  -- B likes A's note, A likes B's note
+INSERT INTO unrelated VALUES (1, 'kept');
+"""
+A = "00000000-0000-0000-0000-00000000000a"
+B = "00000000-0000-0000-0000-00000000000b"
+
+
+@pytest.fixture
+def fk_db(pg):
+    name = f"gdpr_fk_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+            conn.execute(FK_SCHEMA.format(a=A, b=B))
+        yield DbConn.resolve(dsn=pg.dsn(name))
+    finally:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_ownership_follows_the_foreign_keys_of_any_schema(fk_db):
+    """Another schema (uuid keys, other names, a table the code never heard of): found by its FKs."""
+    with fk_db.connect(autocommit=True) as conn:
+        own = gdpr.ownership(conn, "public.accounts")
+        assert own.key == "uid" and own.key_type == "uuid"
+        assert own.order[0] == "public.accounts" and "public.unrelated" not in own.order
+        assert own.order.index("public.notes") < own.order.index("public.attachments")
+        rows = gdpr.user_rows(conn, "public.accounts", A)
+    assert [r["uid"] for r in rows["public.accounts"]] == [A]
+    assert [r["id"] for r in rows["public.notes"]] == [1]
+    assert [r["id"] for r in rows["public.attachments"]] == [10]
+    assert [r["id"] for r in rows["public.likes"]] == [200]  # A's own like, not B's like on A's note
+
+    deleted = gdpr.apply_erasures(fk_db, "public.accounts", [A])
+    assert deleted == {"public.accounts": 1, "public.notes": 1, "public.attachments": 1, "public.likes": 2}
+    assert gdpr.apply_erasures(fk_db, "public.accounts", [A]) == dict.fromkeys(deleted, 0)
+    with fk_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM unrelated").fetchone()[0] == 1
+        assert conn.execute("SELECT array_agg(id ORDER BY id) FROM attachments").fetchone()[0] == [20]
+
+    with pytest.raises(gdpr.GdprError) as e:
+        gdpr.apply_erasures(fk_db, "public.accounts", ["42"])
+    assert e.value.cause == "invalid_user_id" and "uuid" in str(e.value)
+
+
+def test_unsupported_schema_fails_loudly_and_deletes_nothing(fk_db):
+    with fk_db.connect(autocommit=True) as conn:
+        conn.execute("ALTER TABLE notes ADD COLUMN parent int REFERENCES notes(id)")
+    with pytest.raises(gdpr.GdprError) as e:
+        gdpr.apply_erasures(fk_db, "public.accounts", [A])
+    assert e.value.cause == "unsupported_schema" and "notes.parent" in str(e.value)
+    with pytest.raises(gdpr.GdprError) as e:
+        gdpr.apply_erasures(fk_db, "public.members", [A])
+    assert e.value.cause == "users_table_missing"
+    with fk_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 2
