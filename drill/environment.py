@@ -52,7 +52,7 @@ def primary_settings(store: BackupStore) -> dict[str, str]:
     }
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -133,7 +133,7 @@ class DrillEnvironment:
             self.primary.write_settings({"synchronous_standby_names": f"'{STANDBY_NAME}'"})
             query(self.primary, "SELECT pg_reload_conf()", dbname="postgres")
         self.standby = standby
-        _wait_until(self.standby_streaming, 30, "the standby to stream")
+        wait_until(self.standby_streaming, 30, "the standby to stream")
         return standby
 
     def standby_streaming(self) -> bool:
@@ -157,7 +157,7 @@ class DrillEnvironment:
             last = query(self.primary, "SELECT last_archived_wal FROM pg_stat_archiver", dbname="postgres")[0][0]
             return last is not None and last[:24] >= segment
 
-        _wait_until(archived, timeout, f"WAL segment {segment} to be archived")
+        wait_until(archived, timeout, f"WAL segment {segment} to be archived")
 
     def restore(self, label: str, target_time: datetime | None) -> PgCluster:
         """A fresh cluster from the base backup plus archived WAL: to just before
@@ -185,7 +185,7 @@ class DrillEnvironment:
         _touch_as_postgres(cluster.data_dir / "recovery.signal")
         cluster.start(timeout=120)
         # pg_ctl returns once hot standby accepts connections; service is back at promotion.
-        _wait_until(lambda: not query(cluster, "SELECT pg_is_in_recovery()", dbname="postgres")[0][0],
+        wait_until(lambda: not query(cluster, "SELECT pg_is_in_recovery()", dbname="postgres")[0][0],
                     120, f"{label} to finish recovery")
         self.restore_timings[label] = {"download_seconds": round(downloaded - started, 2),
                                        "replay_seconds": round(time.monotonic() - downloaded, 2)}

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from drill.environment import DBNAME, STANDBY_NAME, DrillEnvironment, _wait_until, query
+from drill.environment import DBNAME, STANDBY_NAME, DrillEnvironment, query, wait_until
 from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_keys, seed_rows_present
 from drill.report import ScenarioResult
 from infra.model import SCHEDULES, Scenario
@@ -47,6 +47,11 @@ def incident(env: DrillEnvironment, sql: str, params=None) -> tuple[datetime, li
     recovery target: restore to just before it) and the rows it returned."""
     with psycopg.connect(env.primary.dsn(DBNAME), autocommit=True) as conn:
         with conn.transaction():
+            # Recovery stops at the first commit record, in WAL order, stamped at/after the
+            # target; two commits microseconds apart can be stamped in the other order. The
+            # lock (as a migration or a bulk DELETE would take) orders every writer commit
+            # strictly before or after this one, so the ledger's verdict is exact.
+            conn.execute("LOCK TABLE posts IN SHARE ROW EXCLUSIVE MODE")
             rows = conn.execute(sql, params).fetchall()
             xid = conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
         commit_ts = conn.execute("SELECT pg_xact_commit_timestamp(%s::xid)", (xid,)).fetchone()[0]
@@ -67,7 +72,7 @@ def accidental_deletion(env: DrillEnvironment, opt: Options, progress: Progress)
     writer = env.writer()
     time.sleep(opt.load_seconds)
     target, deleted = incident(env, "DELETE FROM posts WHERE author_id = %s RETURNING id", (DELETED_AUTHOR,))
-    t0 = _now()
+    t0 = target  # the clock starts when the harm is committed
     deleted_ids = [r[0] for r in deleted]
     progress(f"  {len(deleted_ids)} posts of author {DELETED_AUTHOR} deleted at {target:%H:%M:%S.%f}; "
              "the application keeps writing")
@@ -158,7 +163,7 @@ def database_corruption(env: DrillEnvironment, opt: Options, progress: Progress)
     # which is why only going back in time helps.
     target, _ = incident(env, "UPDATE posts SET body = %s || md5(body) WHERE id %% 10 = 3 RETURNING id",
                          (CORRUPTION_MARK,))
-    t0 = _now()
+    t0 = target  # the clock starts when the harm is committed
     writer.stop()  # plan step 2: stop application writes
     if writer.error:
         raise writer.error
@@ -212,7 +217,7 @@ def datacentre_loss(env: DrillEnvironment, opt: Options, progress: Progress) -> 
     result.facts["promote_seconds"] = round(time.monotonic() - t_promote, 3)
     new_primary = env.standby.dsn(DBNAME)
     writer.redirect(new_primary)
-    _wait_until(lambda: env.ledger.first_ack_after(t0, new_primary) is not None, 60,
+    wait_until(lambda: env.ledger.first_ack_after(t0, new_primary) is not None, 60,
                 "the first write on the new primary")
     first = env.ledger.first_ack_after(t0, new_primary)
     result.rto = first.acked_at - t0
