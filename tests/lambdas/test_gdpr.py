@@ -451,3 +451,24 @@ def test_unsupported_schema_fails_loudly_and_deletes_nothing(fk_db):
     assert e.value.cause == "users_table_missing"
     with fk_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 2
+
+
+def _documented_commands() -> list[list[str]]:
+    import shlex
+
+    text = (REPO / "docs" / "gdpr.md").read_text().replace("\\\n", " ")
+    return [shlex.split(line, comments=True)[3:] for line in text.splitlines()
+            if line.startswith("python -m lambdas.gdpr ")]
+
+
+def test_the_documented_commands_are_valid():
+    """Every `python -m lambdas.gdpr ...` line of docs/gdpr.md parses and validates (no I/O)."""
+    commands = _documented_commands()
+    assert {c[0] for c in commands} == {"record-erasure", "reapply", "export"}
+    models = {"record-erasure": gdpr.RecordErasureRequest, "reapply": gdpr.ReapplyRequest,
+              "export": gdpr.ExportRequest}
+    env = {"BACKUP_BUCKET": "pouc-backups", "GDPR_LEDGER_BUCKET": "pouc-gdpr-ledger",
+           "GDPR_LEDGER_KMS_KEY_ID": "alias/pouc-ledger"}
+    for argv in commands:
+        event = gdpr_cli._event(gdpr_cli._parser().parse_args(argv))
+        load_request(models[argv[0]], event, env)
