@@ -14,14 +14,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from infra.config import Role
+from infra.config import PROJECT, Role
 from infra.model import Tier
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: Pulumi.<stack>.yaml live here
 STACK_TYPE = "pulumi:pulumi:Stack"
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -128,7 +130,25 @@ SITE_SCHEMA = PolicyConfigSchema(
 class Site:
     role: Role
     tier: Tier
-    inferred: bool  # True when neither policy config nor the stack's `site` export said
+    source: str  # "policy config", "site export", "stack file" or "inferred" (names, strictest tier)
+
+    @property
+    def inferred(self) -> bool:
+        return self.source == "inferred"
+
+
+def _stack_file_site(stack: str) -> dict[str, Any]:
+    """role/tier from Pulumi.<stack>.yaml of this repository (the pack lives in it)."""
+    import yaml
+
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not path.is_file():
+        return {}
+    try:
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {k: config.get(f"{PROJECT}:{k}") for k in ("role", "tier")}
 
 
 class Stack:
@@ -147,26 +167,41 @@ class Stack:
     def region(self, r: PolicyResource) -> str | None:
         return resource_region(r.props, r.provider)
 
-    # Pulumi ComponentResources keep the site prefix (infra/site.py: "<role>-<base>").
+    @property
+    def stack_name(self) -> str | None:
+        """From the URNs: urn:pulumi:<stack>::<project>::..."""
+        for r in self.resources:
+            parts = r.urn.split("::")
+            if parts and parts[0].startswith("urn:pulumi:"):
+                return parts[0].removeprefix("urn:pulumi:")
+        return None
+
     def site(self) -> Site:
-        config = self.args.get_config() or {}
-        role, tier = config.get("role"), config.get("tier")
-        if role is None or tier is None:
-            for root in self.of_type(STACK_TYPE):
-                try:
-                    site = get(root.props, "site") or {}
-                    role = role or site.get("role")
-                    tier = tier or site.get("tier")
-                except UnknownValueError:
-                    pass
-        inferred = role is None or tier is None
+        """The site's role and tier: the policy config, else the stack's `site` export
+        (infra/program.py), else the stack's Pulumi.<stack>.yaml, else inferred from the names
+        (infra/site.py names everything "<role>-<base>") with the strictest tier."""
+        sources: list[tuple[str, Any]] = [("policy config", lambda: self.args.get_config() or {})]
+        for root in self.of_type(STACK_TYPE):
+            sources.append(("site export", lambda root=root: get(root.props, "site") or {}))
+        if self.stack_name:
+            sources.append(("stack file", lambda: _stack_file_site(self.stack_name or "")))
+        role = tier = None
+        source = "inferred"
+        for name, read in sources:
+            try:
+                found = read()
+            except UnknownValueError:
+                continue
+            role, tier = role or found.get("role"), tier or found.get("tier")
+            if role and tier:
+                source = name
+                break
         if role is None:
-            # infra/site.py names every resource "<role>-<base>".
             dr_prefix = f"{Role.DR.value}-"
             role = Role.DR.value if any(r.name.startswith(dr_prefix) for r in self.resources) else Role.PRIMARY.value
         if tier is None:
             tier = Tier.PROD.value  # unknown: judge by the strictest tier
-        return Site(Role(role), Tier(tier), inferred)
+        return Site(Role(role), Tier(tier), source)
 
     def bucket_of(self, config: PolicyResource, key: str = "bucket") -> PolicyResource | None:
         """The Bucket a bucket-level configuration resource belongs to."""

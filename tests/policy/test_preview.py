@@ -5,10 +5,13 @@ the resource names (infra/site.py: "<role>-<base>") with the strictest tier."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from infra import policy_check
+from infra.mockrun import StackRun
 from infra.model import Tier
 from policy.rules import s3
 from policy.rules._util import BUCKET, BUCKET_POLICY, VERSIONING, Stack
@@ -45,11 +48,18 @@ def test_unknown_policy_documents_are_skipped_not_reported(prod):
     assert _run(s3.s3_tls_only, resources) == []
 
 
-def test_site_falls_back_to_resource_names_and_the_strictest_tier(dr, staging):
-    without_export = [r for r in policy_check.stack_resources(dr) if r.resource_type != "pulumi:pulumi:Stack"]
+def test_site_without_export_comes_from_the_stack_file_then_from_names(dr, staging):
+    for run, role, tier in ((dr, "dr", Tier.PROD), (staging, "primary", Tier.STAGING)):
+        without_export = [r for r in policy_check.stack_resources(run) if r.resource_type != "pulumi:pulumi:Stack"]
+        site = Stack(StackValidationArgs(without_export)).site()
+        assert (site.role.value, site.tier, site.source) == (role, tier, "stack file")
+    # A stack this repository has no file for: the names say dr, the tier is the strictest.
+    renamed = StackRun("elsewhere", dr.config, dr.resources, {}, [])
+    renamed.resources = [dataclasses.replace(r, urn=r.urn.replace("urn:pulumi:dr::", "urn:pulumi:elsewhere::"))
+                         for r in dr.resources]  # fmt: skip
+    without_export = [r for r in policy_check.stack_resources(renamed) if r.resource_type != "pulumi:pulumi:Stack"]
     site = Stack(StackValidationArgs(without_export)).site()
-    assert (site.role.value, site.tier, site.inferred) == ("dr", Tier.PROD, True)
+    assert (site.role.value, site.tier, site.source) == ("dr", Tier.PROD, "inferred")
     # Policy config (pulumi preview --policy-pack-config) wins over everything.
-    config = {"role": "primary", "tier": "staging"}
-    site = Stack(StackValidationArgs(without_export, config)).site()
-    assert (site.role.value, site.tier, site.inferred) == ("primary", Tier.STAGING, False)
+    site = Stack(StackValidationArgs(without_export, {"role": "primary", "tier": "staging"})).site()
+    assert (site.role.value, site.tier, site.source) == ("primary", Tier.STAGING, "policy config")

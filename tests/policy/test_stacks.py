@@ -30,7 +30,7 @@ def test_the_rules_see_the_stacks_site_and_resource_options(prod, dr, staging):
 
     for run, role, tier in ((prod, "primary", "prod"), (dr, "dr", "prod"), (staging, "primary", "staging")):
         site = Stack(StackValidationArgs(policy_check.stack_resources(run))).site()
-        assert (site.role.value, site.tier.value, site.inferred) == (role, tier, False)
+        assert (site.role.value, site.tier.value, site.source) == (role, tier, "site export")
     buckets = [r for r in policy_check.stack_resources(prod) if r.resource_type == "aws:s3/bucket:Bucket"]
     assert buckets and all(b.opts.protect for b in buckets)
     assert all(b.parent is not None and b.parent.resource_type.startswith("postoucancer:") for b in buckets)
