@@ -143,6 +143,8 @@ iam_no_wildcard_admin = ResourceValidationPolicy(
 # --- backup functions cannot delete backups ------------------------------------------------
 
 FUNCTION = "aws:lambda/function:Function"
+# The Kubernetes CronJob realisation of the same functions gets its AWS role this way.
+POD_IDENTITY = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 # Every action that deletes a backup, shortens its retention or lifts its lock.
 BACKUP_DESTROYING_ACTIONS = (
     "s3:DeleteObject",
@@ -191,9 +193,6 @@ def destroying_grants(documents: Iterable[Any]) -> list[str]:
 def _backup_functions(stack: Stack, report: ReportViolation) -> None:
     roles = stack.of_type(ROLE)
 
-    def role_of(fn: PolicyResource) -> PolicyResource | None:
-        return stack.find(fn, "role", ROLE, ("arn",))
-
     def attached_to(role: PolicyResource) -> tuple[list[Any], list[str]]:
         documents = documents_of(ROLE, role.props)
         managed = [str(a) for a in as_list(get(role.props, "managedPolicyArns"))]
@@ -214,10 +213,11 @@ def _backup_functions(stack: Stack, report: ReportViolation) -> None:
         return documents, managed
 
     def check(fn: PolicyResource) -> None:
-        role = role_of(fn)
+        key = "roleArn" if fn.resource_type == POD_IDENTITY else "role"
+        role = stack.find(fn, key, ROLE, ("arn",))
         if role is None:
             if roles:
-                report(f"{label(fn)}: its role {get(fn.props, 'role')} is not declared in this stack", fn.urn)
+                report(f"{label(fn)}: its role {get(fn.props, key)} is not declared in this stack", fn.urn)
             return
         documents, managed = attached_to(role)
         granted = destroying_grants(documents)
@@ -229,13 +229,14 @@ def _backup_functions(stack: Stack, report: ReportViolation) -> None:
                 fn.urn,
             )
 
-    each_known(stack.of_type(FUNCTION), check)
+    each_known(stack.of_type(FUNCTION, POD_IDENTITY), check)
 
 
 backup_function_cannot_delete_backups = StackValidationPolicy(
     name="backup-function-cannot-delete-backups",
     description=(
-        "The role of every function (the backup, verify and GDPR functions) grants no action that deletes a "
+        "The role of every function (the backup, verify and GDPR functions, as Lambda functions or as "
+        "Kubernetes CronJobs through an EKS Pod Identity association) grants no action that deletes a "
         "backup, shortens its retention or lifts its lock (s3:DeleteObject*, lifecycle/Object Lock/versioning "
         "changes, governance bypass, backup:DeleteRecoveryPoint, RDS snapshot deletion, KMS key deletion, or "
         "wildcards covering them, or managed policies granting them). Mandatory: retention is enforced by the "

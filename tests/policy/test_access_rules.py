@@ -256,3 +256,24 @@ def test_error_alarm_rule_catches_unwatched_functions(bad):
 def test_error_alarm_rule_passes_metric_and_metric_query_alarms():
     assert violations(functions.lambda_error_alarm, function) == []
     assert violations(functions.lambda_error_alarm, lambda: function(metric_query=True)) == []
+
+
+def test_backup_function_rule_covers_the_cronjob_role_of_pod_identity():
+    def cronjob_role(actions: list[str]):
+        def program():
+            role = aws.iam.Role("pg-cron", assume_role_policy=ASSUME)
+            aws.iam.RolePolicy("pg-cron-backup", role=role.id, policy=doc(statement("Allow", actions, "*")))
+            aws.eks.PodIdentityAssociation(
+                "pg-cron",
+                region=PRIMARY_REGION,
+                cluster_name="apps",
+                namespace="postoucancer",
+                service_account="backup-functions",
+                role_arn=role.arn,
+            )
+
+        return program
+
+    p = access.backup_function_cannot_delete_backups
+    assert violations(p, cronjob_role(["s3:PutObject", "s3:GetObject"])) == []
+    assert names(violations(p, cronjob_role(["s3:PutObject", "s3:DeleteObject"]))) == {"pg-cron"}
