@@ -199,6 +199,10 @@ class GfsBackupPlanArgs:
     copy_to_vault_arn: pulumi.Input[str] | None  # the DR vault (None: not known yet)
     kms_key_arns: list[pulumi.Input[str]]  # keys of the protected resources and the DR vault
     restore_test: RestoreTest | None = None
+    # None: every resource tagged SELECTION_TAG. Otherwise only these resource ARNs (wildcards
+    # allowed) that also carry the tag: the DR site selects RDS instances only, so its own
+    # copy of the files (a replica of prod's, already copied) is not backed up twice.
+    only_resources: list[pulumi.Input[str]] | None = None
     schedules: Schedules = field(default_factory=lambda: SCHEDULES)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -289,13 +293,21 @@ class GfsBackupPlan(pulumi.ComponentResource):
             opts=child,
         )
         key, value = SELECTION_TAG
+        if args.only_resources is None:
+            chosen: dict = {"selection_tags": [{"type": "STRINGEQUALS", "key": key, "value": value}]}
+        else:
+            # Resources and conditions are AND-ed (tags in selection_tags would be OR-ed).
+            chosen = {
+                "resources": args.only_resources,
+                "conditions": [{"string_equals": [{"key": f"aws:ResourceTag/{key}", "value": value}]}],
+            }
         self.selection = aws.backup.Selection(
             name,
             region=region,
             name=f"postoucancer-{name}-tagged",
             plan_id=self.plan.id,
             iam_role_arn=self.role.arn,
-            selection_tags=[{"type": "STRINGEQUALS", "key": key, "value": value}],
+            **chosen,
             opts=child,
         )
         self.restore_testing_plan = None

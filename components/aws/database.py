@@ -25,6 +25,7 @@ import pulumi_aws as aws
 
 from infra.model import BACKUP_WINDOW_GAP, SCHEDULES, Schedules
 
+from .backup_plan import SELECTION_TAG
 from .kms import CustomerKey
 
 # RDS keeps automated backups (and transaction logs) at most this long.
@@ -269,6 +270,9 @@ class PostgresStandby(pulumi.ComponentResource):
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
             auto_minor_version_upgrade=True,
             apply_immediately=True,  # promotion must not wait for the maintenance window
-            tags={**args.tags, "role": "primary" if promoted else "warm-standby"},
+            # Promoted, it carries the backup tag: the DR site's own plan starts protecting it.
+            tags={**args.tags, "role": "primary", **dict([SELECTION_TAG])}
+            if promoted
+            else {**args.tags, "role": "warm-standby"},
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )

@@ -1,8 +1,11 @@
 """AWS Backup per site: a vault (locked in compliance mode where the tier asks for it);
 on the primary, the GFS plan copying every rule into the DR site's vault and the weekly
-restore test of the database."""
+restore test of the database; on the DR site, a plan for the promoted database (selecting
+nothing before activation) and the weekly restore test of the locked copies."""
 
 from __future__ import annotations
+
+import pulumi_aws as aws
 
 from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, GfsBackupPlanArgs, RestoreTest
 from components.aws.kms import CustomerKey, CustomerKeyArgs
@@ -35,6 +38,7 @@ def build(site: Site) -> None:
         site.export("drBackupVaultArn", vault.arn)
         site.export("drBackupKmsKeyArn", key.arn)
         site.export("backupVault", {"locked": cfg.locked, "role": "copy target"})
+        _dr_plan(site, vault, key)
         return
 
     peer = site.peer.require_all("drBackupVaultArn", "drBackupKmsKeyArn")
@@ -62,6 +66,7 @@ def build(site: Site) -> None:
     )
     site.parts["backup_plan"] = plan
     site.export("backupVaultArn", vault.arn)
+    site.export("backupKmsKeyArn", key.arn)
     site.export(
         "backupPlan",
         {
@@ -69,5 +74,53 @@ def build(site: Site) -> None:
             "rules": [s.name for s in plan.specs],
             "copiesTo": peer["drBackupVaultArn"] if peer is not None else None,
             "locked": cfg.locked,
+        },
+    )
+
+
+def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
+    """The DR site's own plan, declared before it is needed so that activation creates nothing.
+
+    It selects RDS instances of this region tagged for backup: none while the replica stands
+    by; the promoted replica (activation adds the tag) from then on, into the locked DR vault
+    with the same GFS rules, copied back to the primary region's vault. The
+    weekly restore test restores the latest RDS recovery point of the DR vault — the locked
+    copies of prod's backups — into this site's network: the ransomware and region-loss
+    sources are tested, not only the primary's own.
+    """
+    # Copies go back to the primary region's (equally locked) vault: while that region is
+    # gone the copy jobs fail and alarm, the backups themselves land in this vault.
+    peer = site.peer.require_all("backupVaultArn", "backupKmsKeyArn")
+    if peer is None:
+        return  # first bootstrap pass: nothing to protect here yet either
+    standby = site.parts["database"]
+    network = site.parts["network"]
+    account = aws.get_caller_identity_output().account_id
+    plan = GfsBackupPlan(
+        site.name("backup"),
+        GfsBackupPlanArgs(
+            region=site.region,
+            vault=vault,
+            retention=site.cfg.retention_policy,
+            copy_to_vault_arn=peer["backupVaultArn"],
+            kms_key_arns=[key.arn, site.parts["kms.database"].arn, peer["backupKmsKeyArn"]],
+            only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
+            restore_test=RestoreTest(
+                resource_arns=["*"],
+                subnet_group_name=standby.subnet_group.name,
+                security_group_ids=[network.database_sg.id],
+            ),
+            tags={"postoucancer:stack": site.stack},
+        ),
+    )
+    site.parts["backup_plan"] = plan
+    site.export(
+        "backupPlan",
+        {
+            "id": plan.plan.id,
+            "rules": [s.name for s in plan.specs],
+            "copiesTo": peer["backupVaultArn"],
+            "locked": site.cfg.locked,
+            "selects": "the promoted database (after activation)",
         },
     )

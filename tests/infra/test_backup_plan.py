@@ -13,7 +13,7 @@ from components.aws.backup_plan import (
     lock_bounds,
     rule_specs,
 )
-from infra.mockrun import run_stack
+from infra.mockrun import ACCOUNT, run_stack
 from infra.model import (
     COLD_STORAGE_AFTER,
     COLD_STORAGE_MIN_STAY,
@@ -165,3 +165,31 @@ def test_provider_limits_are_checked():
         rule_specs(Retention(daily=days(7), weekly=days(28), monthly=days(60), yearly=days(100)))
     low, high = lock_bounds(RETENTION[Tier.STAGING])
     assert (low, high) == (RETENTION[Tier.STAGING].wal.days, RETENTION[Tier.STAGING].longest.days)
+
+
+def test_dr_plan_waits_for_the_promoted_database_and_tests_the_locked_copies(prod, dr):
+    plan = dr.one(PLAN)
+    assert plan.region == "eu-central-1"
+    assert _rules(dr).keys() == _rules(prod).keys()
+    low, high = dr.one(LOCK).inputs["minRetentionDays"], dr.one(LOCK).inputs["maxRetentionDays"]
+    for name, rule in _rules(dr).items():
+        assert rule["lifecycle"] == _rules(prod)[name]["lifecycle"]
+        assert low <= rule["lifecycle"]["deleteAfter"] <= high
+        (copy,) = rule["copyActions"]
+        assert copy["destinationVaultArn"] == prod.outputs["backupVaultArn"] == prod.one(VAULT).outputs["arn"]
+        assert copy["lifecycle"] == rule["lifecycle"]
+    keys = json.loads(dr.one("aws:iam/rolePolicy:RolePolicy", "dr-backup-keys").inputs["policy"])
+    assert prod.outputs["backupKmsKeyArn"] in keys["Statement"][0]["Resource"]
+    sel = dr.one("aws:backup/selection:Selection")
+    key, value = SELECTION_TAG
+    assert not sel.inputs.get("selectionTags")
+    assert sel.inputs["resources"] == [f"arn:aws:rds:eu-central-1:{ACCOUNT}:db:*"]
+    assert sel.inputs["conditions"] == [{"stringEquals": [{"key": f"aws:ResourceTag/{key}", "value": value}]}]
+    # Before activation nothing in this region matches: the standby is not tagged for backup.
+    assert dr.one("aws:rds/instance:Instance").inputs["tags"].get(key) != value
+    test = dr.one("aws:backup/restoreTestingSelection:RestoreTestingSelection")
+    plan_rt = dr.one("aws:backup/restoreTestingPlan:RestoreTestingPlan")
+    assert plan_rt.inputs["recoveryPointSelection"]["includeVaults"] == [dr.outputs["drBackupVaultArn"]]
+    assert test.inputs["protectedResourceArns"] == ["*"] and test.inputs["protectedResourceType"] == "RDS"
+    standby_subnets = dr.one("aws:rds/subnetGroup:SubnetGroup")
+    assert test.inputs["restoreMetadataOverrides"]["dbsubnetgroupname"] == standby_subnets.outputs["name"]

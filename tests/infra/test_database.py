@@ -122,6 +122,13 @@ def test_activation_promotes_the_replica_in_place(dr, activated):
         after.inputs["backupRetentionPeriod"] == before.inputs["backupRetentionPeriod"] == RETENTION[Tier.PROD].wal.days
     )
     assert activated.outputs["database"]["role"] == "primary (promoted)"
+    # Promoted, it is tagged for the DR site's own backup plan (declared before activation).
+    key, value = SELECTION_TAG
+    assert after.inputs["tags"][key] == value != before.inputs["tags"].get(key)
+    backup_types = {t for t in dr.types if t.startswith("aws:backup/")}
+    assert {r.urn for r in dr.resources if r.type in backup_types} == {
+        r.urn for r in activated.resources if r.type in backup_types
+    }, "activation creates or deletes no backup resource"
 
 
 def test_activation_replaces_or_deletes_nothing_stateful(dr, activated):
@@ -150,6 +157,7 @@ def test_without_warm_standby_dr_keeps_replicated_backups_only(pair_prod):
 def test_first_dr_pass_is_partial_until_prod_exists(pair_prod):
     first = pair_prod.bootstrap[0]
     assert not first.of_type(RDS) and not first.of_type(BACKUPS)
+    assert not first.of_type("aws:backup/plan:Plan"), "the DR plan waits for the prod vault to copy to"
     assert "databaseInstanceArn" in first.outputs["nextStep"]
 
 
