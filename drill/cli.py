@@ -21,6 +21,7 @@ from infra.model import Scenario
 # gets a site of its own.
 SHARED_SITE = (Scenario.ACCIDENTAL_DELETION, Scenario.DATABASE_CORRUPTION, Scenario.DATACENTRE_LOSS)
 OWN_SITE = (Scenario.RANSOMWARE,)
+RESTORES_FROM_BACKUP = (Scenario.DATABASE_CORRUPTION, Scenario.ACCIDENTAL_DELETION, Scenario.RANSOMWARE)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +67,7 @@ def run(
             todo = [s for s in group if s in scenarios]
             if not todo:
                 continue
+            kwargs["base_backup"] = any(s in RESTORES_FROM_BACKUP for s in todo)
             env = DrillEnvironment(moto, root, site, rows, rate, progress=progress, **kwargs)
             try:
                 progress(f"building {site}: primary with WAL archiving to an Object-Lock bucket"
