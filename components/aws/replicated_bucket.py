@@ -47,8 +47,8 @@ class ReplicatedBucketArgs:
     expire_by_tag: str | None = None
     # Extra prefix-scoped expirations: {prefix: period} (e.g. verification records).
     expire_prefixes: dict[str, Period] = field(default_factory=dict)
-    # Further bucket-policy statements, given the bucket ARN (e.g. CloudTrail's delivery).
-    extra_policy: Callable[[str], list[dict]] | None = None
+    # Further bucket-policy statements, given the bucket ARN and the account id (e.g. CloudTrail's delivery).
+    extra_policy: Callable[[str, str], list[dict]] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -283,14 +283,15 @@ class ReplicatedBucket(pulumi.ComponentResource):
         def _policy(a: list[str]) -> str:
             doc = json.loads(tls_and_kms_only_policy(a[0], a[1]))
             if args.extra_policy is not None:
-                doc["Statement"].extend(args.extra_policy(a[0]))
+                doc["Statement"].extend(args.extra_policy(a[0], a[2]))
             return json.dumps(doc)
 
+        account = aws.get_caller_identity_output().account_id if args.extra_policy is not None else None
         aws.s3.BucketPolicy(
             f"{name}-policy",
             region=region,
             bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn).apply(_policy),
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn, account).apply(_policy),
             opts=child,
         )
         aws.s3.BucketLogging(

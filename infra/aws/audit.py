@@ -1,0 +1,53 @@
+"""The audit trail of a site pair (plan: "Audit Requirements"), owned by the dr stack.
+
+One multi-region trail records the whole account; two would only duplicate management
+events. It lives with the DR site (trail and locked log bucket in the DR region): what must
+keep working when the primary region is gone includes the record of what happened to the
+backups. Its data events cover both sites' backup buckets (the primary's once the dr stack
+has read the prod stack's outputs: bootstrap dr, prod, dr).
+
+The functions' own audit records (one per backup / verify operation, lambdas/core/audit.py)
+go to their log groups, kept as long as the audit requirement (infra/aws/functions.py).
+"""
+
+from __future__ import annotations
+
+from components.aws.audit_trail import AuditTrail, AuditTrailArgs
+from infra.site import Site
+
+
+def build(site: Site) -> None:
+    cfg = site.cfg
+    if site.is_primary:
+        site.export("auditTrail", {"owner": cfg.peer_stack, "region": cfg.peer_region})
+        return
+    buckets = []
+    own = site.parts.get("backups.bucket")
+    if own is not None:
+        buckets.append(own.arn)
+    peer = site.peer.get("backupBucketArn")
+    if peer is not None:
+        buckets.append(peer)
+    trail = AuditTrail(
+        site.name("audit"),
+        AuditTrailArgs(
+            region=site.region,
+            trail_name=f"postoucancer-{site.stack}",
+            retention=cfg.retention_policy,
+            locked=cfg.locked,
+            log_bucket=site.parts["access_logs"],
+            data_event_bucket_arns=buckets,
+            tags={"postoucancer:stack": site.stack},
+        ),
+    )
+    site.parts["audit_trail"] = trail
+    site.export(
+        "auditTrail",
+        {
+            "arn": trail.arn,
+            "bucket": trail.bucket.bucket.bucket,
+            "region": site.region,
+            "retention": str(cfg.retention_policy.audit_logs),
+            "dataEventBuckets": buckets,
+        },
+    )
