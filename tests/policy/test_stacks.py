@@ -74,3 +74,11 @@ def test_cli_exits_non_zero_only_on_mandatory_violations(monkeypatch, capsys, pa
 
     monkeypatch.setattr(policy_check, "evaluate", lambda run, policies=None, config=None: fake(run)[:1])
     assert policy_check.main(["--pair", "prod"]) == 0
+
+
+def test_the_activated_dr_site_passes_too(pair_prod):
+    """DR activation is a real deployment of the dr stack: the pack gates it as well."""
+    from infra.mockrun import run_stack
+
+    activated = run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={"postoucancer-dr:activated": True})
+    assert [str(v) for v in policy_check.evaluate(activated) if v.mandatory] == []
