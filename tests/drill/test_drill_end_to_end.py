@@ -123,19 +123,20 @@ def test_lost_acknowledged_rows_fail_the_drill(workdir):
 
 def test_sigterm_tears_the_environment_down(workdir):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drill", *REDUCED, "--workdir", str(workdir)],
+        [sys.executable, "-m", "drill", *REDUCED, "--load-seconds", "30", "--scenario", "datacentre-loss",
+         "--workdir", str(workdir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        # Wait until the primary runs and has been backed up, then cancel like CI does.
+        # Wait until primary and standby run under load, then cancel like CI does.
         seen = []
         for line in proc.stderr:
             seen.append(line)
-            if "base backup" in line:
+            if "scenario data-centre loss" in line:
                 break
         else:
-            pytest.fail("the drill ended before its base backup: " + "".join(seen))
-        assert processes_under(workdir)
+            pytest.fail("the drill ended before its scenario: " + "".join(seen))
+        assert len(processes_under(workdir)) >= 2  # a primary and a standby at least
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=60)
     finally:
