@@ -134,6 +134,10 @@ class BackupVaultArgs:
     retention: Retention
     locked: bool
     changeable_for_days: int = VAULT_LOCK_MIN_CHANGEABLE_DAYS
+    # Physical names AWS requires to be unique per account and region (final snapshots, the
+    # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
+    # so that stacks sharing an account never collide. Default: the resource name.
+    physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,7 +150,7 @@ class BackupVault(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("postoucancer:aws:BackupVault", name, None, opts)
-        vault_name = f"postoucancer-{name}"
+        vault_name = f"postoucancer-{args.physical_name or name}"
         if not VAULT_NAME.match(vault_name):
             raise ValueError(f"backup vault name {vault_name!r} is not 2..50 of [a-zA-Z0-9-_]")
         if args.changeable_for_days < VAULT_LOCK_MIN_CHANGEABLE_DAYS:
@@ -204,6 +208,10 @@ class GfsBackupPlanArgs:
     # copy of the files (a replica of prod's, already copied) is not backed up twice.
     only_resources: list[pulumi.Input[str]] | None = None
     schedules: Schedules = field(default_factory=lambda: SCHEDULES)
+    # Physical names AWS requires to be unique per account and region (final snapshots, the
+    # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
+    # so that stacks sharing an account never collide. Default: the resource name.
+    physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -287,7 +295,6 @@ class GfsBackupPlan(pulumi.ComponentResource):
         self.plan = aws.backup.Plan(
             name,
             region=region,
-            name=f"postoucancer-{name}",
             rules=rules,
             tags=args.tags,
             opts=child,
@@ -304,7 +311,6 @@ class GfsBackupPlan(pulumi.ComponentResource):
         self.selection = aws.backup.Selection(
             name,
             region=region,
-            name=f"postoucancer-{name}-tagged",
             plan_id=self.plan.id,
             iam_role_arn=self.role.arn,
             **chosen,
@@ -317,7 +323,7 @@ class GfsBackupPlan(pulumi.ComponentResource):
 
     def _restore_test(self, name: str, args: GfsBackupPlanArgs, test: RestoreTest) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        plan_name = f"postoucancer_{name}_restore_test".replace("-", "_")
+        plan_name = f"postoucancer_{args.physical_name or name}_restore_test".replace("-", "_")
         if not RESTORE_TESTING_NAME.match(plan_name):
             raise ValueError(f"restore testing plan name {plan_name!r} is not 1..50 of [a-zA-Z0-9_]")
         self.restore_testing_plan = aws.backup.RestoreTestingPlan(

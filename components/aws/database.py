@@ -129,6 +129,10 @@ class PostgresPrimaryArgs:
     engine_version: str = "15"
     db_name: str = "postoucancer"
     username: str = "postoucancer_admin"
+    # Physical names AWS requires to be unique per account and region (final snapshots, the
+    # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
+    # so that stacks sharing an account never collide. Default: the resource name.
+    physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -170,7 +174,7 @@ class PostgresPrimary(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=True,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-final",
+            final_snapshot_identifier=f"{args.physical_name or name}-final",
             enabled_cloudwatch_logs_exports=LOG_EXPORTS,
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key.arn,
@@ -200,6 +204,10 @@ class PostgresStandbyArgs:
     warm_standby: bool = True
     promote: bool = False
     engine_version: str = "15"
+    # Physical names AWS requires to be unique per account and region (final snapshots, the
+    # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
+    # so that stacks sharing an account never collide. Default: the resource name.
+    physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -263,7 +271,7 @@ class PostgresStandby(pulumi.ComponentResource):
             delete_automated_backups=False,
             deletion_protection=True,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-final",
+            final_snapshot_identifier=f"{args.physical_name or name}-final",
             enabled_cloudwatch_logs_exports=LOG_EXPORTS,
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key.arn,

@@ -53,6 +53,10 @@ class RedisCacheArgs:
     node_type: str
     replicas: int  # read replicas besides the primary node (>= 1 for automatic failover)
     snapshot_retention_days: int
+    # Physical names AWS requires to be unique per account and region (final snapshots, the
+    # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
+    # so that stacks sharing an account never collide. Default: the resource name.
+    physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -73,7 +77,6 @@ class RedisCache(pulumi.ComponentResource):
         subnets = aws.elasticache.SubnetGroup(
             name,
             region=args.region,
-            name=name,
             description="Private subnets of the site network",
             subnet_ids=args.subnet_ids,
             opts=pulumi.ResourceOptions(parent=self),
@@ -97,7 +100,7 @@ class RedisCache(pulumi.ComponentResource):
             snapshot_retention_limit=args.snapshot_retention_days,
             snapshot_window=snapshot_window(),
             maintenance_window=maintenance_window(),
-            final_snapshot_identifier=f"{name}-final",
+            final_snapshot_identifier=f"{args.physical_name or name}-final",
             auto_minor_version_upgrade=True,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=True, ignore_changes=["authToken"]),

@@ -30,6 +30,7 @@ def build(site: Site) -> None:
             kms_key=key,
             retention=cfg.retention_policy,
             locked=cfg.locked,
+            physical_name=f"{site.stack}-vault",
             tags={"postoucancer:stack": site.stack},
         ),
     )
@@ -61,6 +62,7 @@ def build(site: Site) -> None:
                 subnet_group_name=db.subnet_group.name,
                 security_group_ids=[network.database_sg.id],
             ),
+            physical_name=f"{site.stack}-backup",
             tags={"postoucancer:stack": site.stack},
         ),
     )
@@ -110,6 +112,7 @@ def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
                 subnet_group_name=standby.subnet_group.name,
                 security_group_ids=[network.database_sg.id],
             ),
+            physical_name=f"{site.stack}-backup",
             tags={"postoucancer:stack": site.stack},
         ),
     )

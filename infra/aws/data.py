@@ -70,6 +70,7 @@ def build(site: Site) -> None:
             node_type=cfg.redis.node_type,
             replicas=cfg.redis.replicas,
             snapshot_retention_days=retention.redis.days,
+            physical_name=f"{site.stack}-redis",
             tags=tags,
         ),
     )
@@ -121,6 +122,7 @@ def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, 
             engine_version=cfg.database.engine_version,
             db_name=cfg.database.name,
             username="postoucancer_admin",
+            physical_name=f"{site.stack}-database",
             tags={**tags, **BACKUP_TAG, "purpose": "database"},
         ),
     )
@@ -157,6 +159,7 @@ def _standby_database(site: Site, db_key, db_net: DatabaseNetwork, tags: dict[st
             warm_standby=cfg.database.warm_standby,
             promote=cfg.activated,
             engine_version=cfg.database.engine_version,
+            physical_name=f"{site.stack}-database",
             tags={**tags, "purpose": "database"},
         ),
     )
