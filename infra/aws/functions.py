@@ -10,6 +10,11 @@
   Kubernetes CronJobs on the site's cluster (`functions.runner: kubernetes`). On a DR site
   that is not activated they are deployed but their schedules are off: the replica is
   read-only and prod's backups replicate here anyway; activation turns them on.
+
+First deployment: a Lambda function cannot be created before its image exists. Either push the
+image first (`pulumi up --target` the repository, `docker build -f lambdas/Dockerfile .`, push
+as `<repository>:<functions.imageTag>`, then `pulumi up`), or set `functions.image` to an image
+that already exists in this region's registry.
 """
 
 from __future__ import annotations

@@ -205,3 +205,56 @@ def test_dashboard_shows_what_the_plan_monitors(request, stack):
         _alarms(run, f"{'dr' if stack == 'dr' else 'primary'}-alerts")
     )
     assert all(w["x"] + w["width"] <= 24 for w in body["widgets"])
+
+
+PRIMARY_ALARMS = {
+    "backup-failed",
+    "backup-overdue",
+    "restore-test-failed",
+    "restore-too-slow",
+    "replication-latency-files",
+    "replication-failed-files",
+    "replication-latency-backups",
+    "replication-failed-backups",
+    "storage-quota",
+    "backup-errors",
+    "backup-throttles",
+    "verify-errors",
+    "verify-throttles",
+    "dead-letters",
+}
+STANDBY_ALARMS = {
+    "replica-lag",
+    "storage-quota",
+    "backup-errors",
+    "backup-throttles",
+    "verify-errors",
+    "verify-throttles",
+    "dead-letters",
+}
+RULES = {"backup-job-failed", "copy-job-failed", "restore-job-failed"}
+
+
+@pytest.mark.parametrize(
+    "stack,site,expected",
+    [
+        ("prod", "primary", PRIMARY_ALARMS),
+        ("staging", "primary", PRIMARY_ALARMS),
+        ("dr", "dr", STANDBY_ALARMS),
+        ("staging_dr", "dr", STANDBY_ALARMS),
+        # Activated, the DR site takes the backups: their alarms follow; the replica is promoted.
+        ("activated_dr", "dr", (STANDBY_ALARMS - {"replica-lag"}) | {"backup-failed", "backup-overdue"}),
+    ],
+)
+def test_every_alarm_of_the_plan_exists_per_site(request, stack, site, expected):
+    run = request.getfixturevalue(stack)
+    alarms = set(_alarms(run, f"{site}-alerts"))
+    assert expected <= alarms, expected - alarms
+    rules = {r.name.removeprefix(f"{site}-alerts-") for r in run.of_type(RULE) if r.name.startswith(f"{site}-alerts-")}
+    assert rules == RULES
+    # Every alarm is one of those documented in infra.aws.monitoring.ALARMS (with its source).
+    from fnmatch import fnmatch
+
+    from infra.aws.monitoring import ALARMS
+
+    assert all(any(fnmatch(a, pattern) for pattern in ALARMS) for a in alarms)
