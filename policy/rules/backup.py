@@ -240,7 +240,8 @@ def _retention(stack: Stack, report: ReportViolation) -> None:
 
     def check_lifecycle(cfg: PolicyResource) -> None:
         b = stack.bucket_of(cfg)
-        is_log = b is not None and b.urn in log_targets
+        # Access logs and the audit trail are the plan's audit logs (kept audit_logs).
+        is_log = b is not None and (b.urn in log_targets or "audit" in str(tags(b.props).get("purpose", "")).lower())
         backups = b is not None and is_backup_bucket(b)
         for rule in as_list(get(cfg.props, "rules")):
             if get(rule, "status") != "Enabled":
@@ -301,8 +302,9 @@ retention_at_least_tier_minimum = StackValidationPolicy(
         "name; continuous backup the WAL window) and the plan keeps something as long as the tier's "
         "longest generation; vault-lock maxRetentionDays admits that; RDS "
         "automated-backup replication covers the WAL window; Redis snapshots the Redis retention; "
-        "bucket lifecycles keep deleted files, audit logs and backup generations long enough; backup "
-        "buckets' Object Lock default retention covers the shortest generation. Mandatory: a retention "
+        "bucket lifecycles keep deleted files, audit logs (access-log targets, purpose=*audit*) and backup "
+        "generations long enough; backup buckets' Object Lock default retention covers the shortest "
+        "generation. Mandatory: a retention "
         "shorter than the plan loses restore points the plan promises (and audit logs GDPR requires)."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,

@@ -173,6 +173,7 @@ def store_retention(
     noncurrent: int = PROD.deleted_files.days,
     audit: int = PROD.audit_logs.days,
     lock_days: int = PROD.shortest.days,
+    trail_days: int = PROD.audit_logs.days,
 ) -> None:
     vault = aws.backup.Vault("vault", region=DR_REGION)
     aws.backup.VaultLockConfiguration(
@@ -212,6 +213,13 @@ def store_retention(
         bucket=logs.id,
         rules=[{"id": "audit", "status": "Enabled", "filter": {}, "expiration": {"days": audit}}],
     )
+    trail = aws.s3.Bucket("trail", region=DR_REGION, tags={"purpose": "audit-logs"})
+    aws.s3.BucketLifecycleConfiguration(
+        "trail-lifecycle",
+        region=DR_REGION,
+        bucket=trail.id,
+        rules=[{"id": "audit", "status": "Enabled", "filter": {}, "expiration": {"days": trail_days}}],
+    )
     backups = aws.s3.Bucket("backups", region=DR_REGION, object_lock_enabled=True, tags={"purpose": "backups"})
     aws.s3.BucketObjectLockConfiguration(
         "backups-lock",
@@ -230,8 +238,9 @@ def store_retention(
         ({"noncurrent": PROD.deleted_files.days - 1}, "files-lifecycle"),
         ({"audit": PROD.audit_logs.days - 1}, "logs-lifecycle"),
         ({"lock_days": PROD.shortest.days - 1}, "backups-lock"),
+        ({"trail_days": PROD.audit_logs.days - 1}, "trail-lifecycle"),
     ],
-    ids=["vault-lock-max", "pitr-replica", "redis", "deleted-files", "audit-logs", "object-lock-default"],
+    ids=["vault-lock-max", "pitr-replica", "redis", "deleted-files", "access-logs", "object-lock-default", "trail"],
 )
 def test_retention_catches_short_store_retention(short, culprit):
     assert violations(backup.retention_at_least_tier_minimum, store_retention, site=DR_SITE) == []
