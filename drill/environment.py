@@ -76,7 +76,7 @@ class DrillEnvironment:
     rate: float
     synchronous_standby: bool = True
     with_standby: bool = True
-    base_backup: bool = False  # only restores need one; a failover-only drill skips it
+    base_backup: bool = True  # only restores need one; a failover-only drill skips it
     progress: Callable[[str], None] = print
     ledger: Ledger = field(default_factory=Ledger)
     store: BackupStore | None = None
@@ -93,9 +93,9 @@ class DrillEnvironment:
         # Unique: moto keeps its buckets per process, across servers.
         bucket = f"drill-{self.name}-{secrets.token_hex(4)}"
         self.store = BackupStore(self.moto, bucket=bucket, hooks_dir=root / "hooks").create()
-        self.primary = PgCluster.create(
-            settings=primary_settings(self.store), root=root / "primary"
-        ).start()
+        # Assigned before it starts, so that close() finds it whatever fails next.
+        self.primary = PgCluster.create(settings=primary_settings(self.store), root=root / "primary")
+        self.primary.start()
         query(self.primary, f"CREATE DATABASE {DBNAME}", dbname="postgres")
         self.ledger.seeded_at = seed(self.primary.dsn(DBNAME), self.seed_rows)
         self.ledger.seed_rows = self.seed_rows
@@ -131,13 +131,13 @@ class DrillEnvironment:
             "wal_retrieve_retry_interval": "'100ms'",
         })
         _touch_as_postgres(standby.data_dir / "standby.signal")
+        self.standby = standby
         standby.start()
         if self.synchronous_standby:
             # An acknowledged commit is then flushed on the standby too: zero loss while it
             # is healthy (the writer waits instead when it is not).
             self.primary.write_settings({"synchronous_standby_names": f"'{STANDBY_NAME}'"})
             query(self.primary, "SELECT pg_reload_conf()", dbname="postgres")
-        self.standby = standby
         wait_until(self.standby_streaming, 30, "the standby to stream")
         return standby
 
