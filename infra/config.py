@@ -198,6 +198,14 @@ class Functions(_Strict):
     runner: str = Field("lambda", pattern=r"^(lambda|kubernetes)$")
     # kubernetes runner: the EKS cluster whose pods get the functions' role (EKS Pod Identity).
     eks_cluster_name: str | None = Field(None, alias="eksClusterName")
+    # The server verify restores into (a role with CREATEDB), e.g. a small restore-test instance;
+    # default: the site's database secret (the scratch database then lives on that instance).
+    verify_secret_arn: str | None = Field(
+        None, alias="verifySecretArn", pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
+    )
+    verify_secret_kms_key_arn: str | None = Field(
+        None, alias="verifySecretKmsKeyArn", pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$"
+    )
 
     @field_validator("timeout")
     @classmethod

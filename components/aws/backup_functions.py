@@ -69,6 +69,9 @@ class BackupFunctionsArgs:
     log_retention: Period  # as long as the audit requirement (model: audit_logs)
     db_secret_arn: pulumi.Input[str] | None = None
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
+    # verify's server (CREATEDB), if not the database's: a restore-test instance.
+    verify_secret_arn: pulumi.Input[str] | None = None
+    verify_secret_kms_key_arn: pulumi.Input[str] | None = None
     prefix: str = "postgres"
     object_lock: bool = True  # the bucket has Object Lock: refuse to write unlocked backups
     schedules: Schedules = SCHEDULES
@@ -192,6 +195,10 @@ def _lambda_statements(log_group_arn: str, dlq_arn: str) -> list[dict]:
     ]
 
 
+def _secret_env(arn: pulumi.Input[str] | None) -> dict[str, pulumi.Input[str]]:
+    return {"DB_SECRET_ARN": arn} if arn is not None else {}
+
+
 def assume_role_policy(service: str, account_id: str) -> str:
     return json.dumps(
         {
@@ -238,14 +245,19 @@ class BackupFunctions(pulumi.ComponentResource):
             "BACKUP_PREFIX": args.prefix,
             "BACKUP_TIER": args.tier.value,
         }
-        if args.db_secret_arn is not None:
-            common_env["DB_SECRET_ARN"] = args.db_secret_arn
+        secrets = {
+            "backup": (args.db_secret_arn, args.db_secret_kms_key_arn),
+            "verify": (args.verify_secret_arn, args.verify_secret_kms_key_arn)
+            if args.verify_secret_arn is not None
+            else (args.db_secret_arn, args.db_secret_kms_key_arn),
+        }
         specs = {
             "backup": (
                 BACKUP_HANDLER,
                 backup_policy,
                 {
                     **common_env,
+                    **_secret_env(secrets["backup"][0]),
                     "BACKUP_KMS_KEY_ID": args.kms_key_arn,
                     "BACKUP_OBJECT_LOCK": "on" if args.object_lock else "auto",
                 },
@@ -256,6 +268,7 @@ class BackupFunctions(pulumi.ComponentResource):
                 verify_policy,
                 {
                     **common_env,
+                    **_secret_env(secrets["verify"][0]),
                     "VERIFY_RECORD": "true",
                     # The newest backup must be from the last slot: older is a missed backup.
                     "VERIFY_MAX_AGE_HOURS": str(int(BACKUP_OVERDUE_AFTER / HOUR)),
@@ -290,8 +303,7 @@ class BackupFunctions(pulumi.ComponentResource):
                     args.kms_key_arn,
                     log_group.arn,
                     self.dlq.arn,
-                    args.db_secret_arn,
-                    args.db_secret_kms_key_arn,
+                    *secrets[key],
                 ).apply(lambda a, f=policy_fn: f(a[0], args.prefix, args.database, a[1], a[2], a[3], a[4], a[5])),
                 opts=child,
             )

@@ -165,6 +165,8 @@ def build(site: Site) -> None:
             log_retention=cfg.retention_policy.audit_logs,
             db_secret_arn=secret_arn,
             db_secret_kms_key_arn=secret_key_arn,
+            verify_secret_arn=cfg.functions.verify_secret_arn,
+            verify_secret_kms_key_arn=cfg.functions.verify_secret_kms_key_arn,
             prefix=PREFIX,
             object_lock=True,
             enabled=enabled,

@@ -299,3 +299,22 @@ def test_cronjobs_forbid_concurrency_and_are_bounded(k8s_prod):
 def test_aws_cron_converts_to_kubernetes():
     assert aws_cron_to_k8s("cron(0 6 ? * SUN *)") == "0 6 * * SUN"
     assert aws_cron_to_k8s(SCHEDULES.full_backup_cron) == SCHEDULES.full_backup_k8s_cron
+
+
+def test_verify_can_restore_on_a_separate_server(pair_prod):
+    from infra.mockrun import run_stack
+
+    scratch = "arn:aws:secretsmanager:eu-west-3:123456789012:secret:restore-test-AbCdEf"
+    run = run_stack(
+        "prod",
+        peer_outputs=pair_prod.dr.outputs,
+        overrides={"postoucancer-dr:functions": {"verifySecretArn": scratch}},
+    )
+    db_secret = run.one("aws:secretsmanager/secret:Secret", "primary-database-credentials").outputs["arn"]
+    verify_env = run.one(FUNCTION, "primary-pg-verify").inputs["environment"]["variables"]
+    backup_env = run.one(FUNCTION, "primary-pg-backup").inputs["environment"]["variables"]
+    assert verify_env["DB_SECRET_ARN"] == scratch and backup_env["DB_SECRET_ARN"] == db_secret
+    verify = {s["Sid"]: s for s in _policy(run, "primary-pg-verify")["Statement"]}
+    assert verify["ReadDatabaseSecret"]["Resource"] == scratch, "verify reads only its own server's secret"
+    backup = {s["Sid"]: s for s in _policy(run, "primary-pg-backup")["Statement"]}
+    assert backup["ReadDatabaseSecret"]["Resource"] == db_secret
