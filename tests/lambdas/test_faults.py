@@ -152,7 +152,7 @@ def _tamper_manifest(aws, manifest_key, **changes):
     aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=manifest_key, Body=json.dumps(body).encode())
 
 
-def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs):
+def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs, monkeypatch, capsys):
     r = _backup(pg, aws, env, tel, actor)
     stored = aws.moto_key(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
     data = bytearray(stored.value)
@@ -167,6 +167,16 @@ def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs):
         "backup.verify", "failure", "checksum_mismatch")
     records = aws.keys(prefix="postgres/postoucancer/verifications/")
     assert json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=records[0])["Body"].read())["status"] == "failed"
+
+    # the CronJob's view: exit status 1 and the cause in the JSON result
+    from lambdas.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["verify", "--no-record"]) == 1
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["status"], out["cause"]) == ("failed", "checksum_mismatch")
+    assert scratch_dbs() == []
 
 
 def test_object_truncated_in_storage(pg, aws, env, tel, actor, scratch_dbs):
