@@ -69,6 +69,9 @@ class BackupFunctionsArgs:
     log_retention: Period  # as long as the audit requirement (model: audit_logs)
     db_secret_arn: pulumi.Input[str] | None = None
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
+    # The site's own database (PGHOST): the secret may be the primary's replica, whose host
+    # is the primary region's instance.
+    db_host: pulumi.Input[str] | None = None
     # verify's server (CREATEDB), if not the database's: a restore-test instance.
     verify_secret_arn: pulumi.Input[str] | None = None
     verify_secret_kms_key_arn: pulumi.Input[str] | None = None
@@ -195,8 +198,11 @@ def _lambda_statements(log_group_arn: str, dlq_arn: str) -> list[dict]:
     ]
 
 
-def _secret_env(arn: pulumi.Input[str] | None) -> dict[str, pulumi.Input[str]]:
-    return {"DB_SECRET_ARN": arn} if arn is not None else {}
+def _secret_env(arn: pulumi.Input[str] | None, host: pulumi.Input[str] | None = None) -> dict[str, pulumi.Input[str]]:
+    env: dict[str, pulumi.Input[str]] = {"DB_SECRET_ARN": arn} if arn is not None else {}
+    if arn is not None and host is not None:
+        env["PGHOST"] = host
+    return env
 
 
 def assume_role_policy(service: str, account_id: str) -> str:
@@ -257,7 +263,7 @@ class BackupFunctions(pulumi.ComponentResource):
                 backup_policy,
                 {
                     **common_env,
-                    **_secret_env(secrets["backup"][0]),
+                    **_secret_env(secrets["backup"][0], args.db_host),
                     "BACKUP_KMS_KEY_ID": args.kms_key_arn,
                     "BACKUP_OBJECT_LOCK": "on" if args.object_lock else "auto",
                 },
@@ -268,7 +274,8 @@ class BackupFunctions(pulumi.ComponentResource):
                 verify_policy,
                 {
                     **common_env,
-                    **_secret_env(secrets["verify"][0]),
+                    # A dedicated restore-test server's secret names its own host.
+                    **_secret_env(secrets["verify"][0], args.db_host if args.verify_secret_arn is None else None),
                     "VERIFY_RECORD": "true",
                     # The newest backup must be from the last slot: older is a missed backup.
                     "VERIFY_MAX_AGE_HOURS": str(int(BACKUP_OVERDUE_AFTER / HOUR)),

@@ -165,6 +165,7 @@ def build(site: Site) -> None:
             log_retention=cfg.retention_policy.audit_logs,
             db_secret_arn=secret_arn,
             db_secret_kms_key_arn=secret_key_arn,
+            db_host=_database_host(site),
             verify_secret_arn=cfg.functions.verify_secret_arn,
             verify_secret_kms_key_arn=cfg.functions.verify_secret_kms_key_arn,
             prefix=PREFIX,
@@ -190,6 +191,13 @@ def build(site: Site) -> None:
     )
 
 
+def _database_host(site: Site) -> pulumi.Output[str] | None:
+    """This site's own instance: the primary, or the DR replica (promoted on activation)."""
+    db = site.parts.get("database")
+    instance = getattr(db, "instance", None) or getattr(db, "replica", None)
+    return instance.address if instance is not None else None
+
+
 def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enabled: bool) -> None:
     """`functions.runner: kubernetes`: CronJobs on this site's cluster, with the functions'
     permissions bound to their ServiceAccount through EKS Pod Identity."""
@@ -211,6 +219,8 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
     }
     if secret_arn is not None:
         common["DB_SECRET_ARN"] = secret_arn
+        if (host := _database_host(site)) is not None:
+            common["PGHOST"] = host
     jobs = BackupCronJobs(
         site.name("pg-cron"),
         BackupCronJobsArgs(

@@ -83,7 +83,13 @@ class DbConn:
             if secret_resolver is None:
                 raise RuntimeError("a secret ARN was given but no secret resolver")
             secret = secret_resolver(secret_arn)
-            return cls({_SECRET_KEYS[k]: v for k, v in secret.items() if k in _SECRET_KEYS})
+            params = {_SECRET_KEYS[k]: v for k, v in secret.items() if k in _SECRET_KEYS}
+            # The secret holds credentials; the server to reach is the site's own: the DR
+            # site reads the primary's replicated secret but must reach its promoted replica.
+            for key, var in (("host", "PGHOST"), ("port", "PGPORT")):
+                if environ.get(var):
+                    params[key] = environ[var]
+            return cls(params)
         return cls({k: environ[v] for k, v in _ENV.items() if environ.get(v)})
 
     def with_db(self, dbname: str) -> DbConn:

@@ -192,9 +192,24 @@ def test_backup_environment_matches_the_functions_config(prod):
     assert float(verify["VERIFY_MAX_AGE_HOURS"]) == BACKUP_OVERDUE_AFTER / HOUR
     # Every variable is one the functions know (lambdas/core/config.py).
     from lambdas.core.config import BackupRequest, VerifyRequest
+    from lambdas.core.pg import _ENV as LIBPQ_ENV  # PGHOST & co., read by the connection
 
-    assert set(env) <= set(BackupRequest.ENV.values())
-    assert set(verify) <= set(VerifyRequest.ENV.values())
+    assert set(env) <= set(BackupRequest.ENV.values()) | set(LIBPQ_ENV.values())
+    assert set(verify) <= set(VerifyRequest.ENV.values()) | set(LIBPQ_ENV.values())
+
+
+def test_functions_reach_their_own_sites_database(prod, dr):
+    """The DR site reads the primary's replicated secret (primary host inside): PGHOST must
+    point its functions at the DR instance, which activation promotes."""
+    prod_db = _exact(prod, "aws:rds/instance:Instance", "primary-database")
+    dr_db = _exact(dr, "aws:rds/instance:Instance", "dr-database")
+    assert prod_db.outputs["address"] != dr_db.outputs["address"]
+    for run, db, site in ((prod, prod_db, "primary"), (dr, dr_db, "dr")):
+        for fn in ("backup", "verify"):
+            env = run.one(FUNCTION, f"{site}-pg-{fn}").inputs["environment"]["variables"]
+            assert env["PGHOST"] == db.outputs["address"], (site, fn)
+    dr_env = dr.one(FUNCTION, "dr-pg-backup").inputs["environment"]["variables"]
+    assert ":eu-central-1:" in dr_env["DB_SECRET_ARN"]
 
 
 def test_log_groups_keep_logs_as_long_as_the_audit_requirement(prod):
@@ -268,6 +283,14 @@ def k8s_prod(pair_prod):
         peer_outputs=pair_prod.dr.outputs,
         overrides={"postoucancer-dr:functions": {"runner": "kubernetes", "eksClusterName": "prod-eks"}},
     )
+
+
+def test_cronjobs_reach_the_sites_database(k8s_prod):
+    db = _exact(k8s_prod, "aws:rds/instance:Instance", "primary-database")
+    for job in k8s_prod.of_type("kubernetes:batch/v1:CronJob"):
+        container = job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["PGHOST"] == db.outputs["address"], job.name
 
 
 def test_cronjobs_forbid_concurrency_and_are_bounded(k8s_prod):

@@ -111,3 +111,18 @@ def test_cli_invalid_input_exits_2_and_writes_nothing(capsys, monkeypatch):
     assert out["status"] == "invalid" and {p["field"] for p in out["details"]["problems"]} == {"bucket", "kms_key_id"}
     assert main(["verify", "--event", "[1]"]) == 2
     assert main(["verify", "--probe", "nosql"]) == 2
+
+
+def test_secret_credentials_with_the_sites_own_host():
+    """A DR site reads the primary's replicated secret; PGHOST names its own instance."""
+    from lambdas.core.pg import DbConn
+
+    secret = {"host": "primary.eu-west-3.rds.amazonaws.com", "port": 5432, "username": "admin",
+              "password": "pw", "dbname": "postoucancer"}
+    conn = DbConn.resolve(secret_arn="arn:x", secret_resolver=lambda arn: secret,
+                          environ={"PGHOST": "dr.eu-central-1.rds.amazonaws.com"})
+    env = conn.env({})
+    assert env["PGHOST"] == "dr.eu-central-1.rds.amazonaws.com"
+    assert env["PGUSER"] == "admin" and env["PGPASSWORD"] == "pw" and env["PGPORT"] == "5432"
+    alone = DbConn.resolve(secret_arn="arn:x", secret_resolver=lambda arn: secret, environ={})
+    assert alone.env({})["PGHOST"] == secret["host"]
