@@ -59,6 +59,13 @@ def test_the_runbooks_name_the_project_commands():
         assert expected in tools
 
 
+def test_every_restore_reapplies_the_gdpr_erasure_ledger():
+    """Restored data predates later erasures: each scenario's runbook re-applies the ledger."""
+    for scenario in Scenario:
+        text = runbook_path(scenario).read_text()
+        assert "python -m lambdas.gdpr reapply --database postoucancer" in text, scenario.value
+
+
 # --- the command checker ------------------------------------------------------------
 
 
@@ -141,6 +148,10 @@ def _check_python(argv, runs):
         from lambdas import cli
 
         cli._event(cli._parser().parse_args(args))  # validates flags and probes
+    elif module == "lambdas.gdpr":
+        from lambdas import gdpr
+
+        gdpr._event(gdpr._parser().parse_args(args))
     elif module == "drill":
         from drill import cli as drill_cli
 
