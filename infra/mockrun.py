@@ -15,6 +15,7 @@ import hashlib
 import json
 import runpy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,25 +300,20 @@ class _LogCapture:
         self._add("error", msg)
 
 
-def run_stack(
+def run_program(
+    program: Callable[[], None] | Path,
     stack: str,
-    config: dict[str, Any] | None = None,
+    config: dict[str, Any],
     peer_outputs: dict[str, Any] | None = None,
-    overrides: dict[str, Any] | None = None,
-    remove: tuple[str, ...] = (),
 ) -> StackRun:
-    """Run infra/__main__.py for `stack` under mocks.
+    """Run `program` (a callable, or the path of a Pulumi program) as `stack` under mocks.
 
-    config: the stack's config map (default: Pulumi.<stack>.yaml); overrides: keys to set
-    on top ("postoucancer-dr:activated": True); remove: keys to drop; peer_outputs: what the
-    StackReference to the peer answers (None: the peer has no outputs yet).
+    config: the config map as in Pulumi.<stack>.yaml (secure values become placeholders);
+    peer_outputs: what a StackReference answers (None: the peer has no outputs yet). The
+    one mock-runtime runner: run_stack and the policy tests' synthetic stacks use it.
     """
-    cfg = dict(load_stack_config(stack) if config is None else config)
-    cfg.update(overrides or {})
-    for key in remove:
-        cfg.pop(key, None)
-    secret_keys = [k for k, v in cfg.items() if _is_secure(v)]
-    encoded = {k: ("[secret]" if _is_secure(v) else _encode(v)) for k, v in cfg.items()}
+    secret_keys = [k for k, v in config.items() if _is_secure(v)]
+    encoded = {k: ("[secret]" if _is_secure(v) else _encode(v)) for k, v in config.items()}
     records: list[Recorded] = []
     logs = _LogCapture()
 
@@ -330,7 +326,7 @@ def run_stack(
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            mocks = _Mocks(stack, cfg.get("aws:region"), peer_outputs)
+            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs)
             monitor = _make_monitor(mocks, records)
             set_all_config(encoded, secret_keys)
             pulumi.runtime.set_mocks(
@@ -340,7 +336,10 @@ def run_stack(
             with warnings.catch_warnings():
                 # The SDKs' own modules warn about their own deprecations; ours must not.
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi(_aws|_kubernetes)?\b.*")
-                runpy.run_path(str(PROGRAM), run_name="__main__")
+                if isinstance(program, Path):
+                    runpy.run_path(str(program), run_name="__main__")
+                else:
+                    program()
                 loop.run_until_complete(rt_stack.wait_for_rpcs())
                 root = pulumi.runtime.settings.get_root_resource()
                 outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {}) or {}))
@@ -361,6 +360,26 @@ def run_stack(
         e.recorded = records  # type: ignore[attr-defined]  # what got registered before the failure
         raise
     return StackRun(stack=stack, config=encoded, resources=records, outputs=outputs, logs=logs.entries)
+
+
+def run_stack(
+    stack: str,
+    config: dict[str, Any] | None = None,
+    peer_outputs: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> StackRun:
+    """Run infra/__main__.py for `stack` under mocks.
+
+    config: the stack's config map (default: Pulumi.<stack>.yaml); overrides: keys to set
+    on top ("postoucancer-dr:activated": True); remove: keys to drop; peer_outputs: what the
+    StackReference to the peer answers (None: the peer has no outputs yet).
+    """
+    cfg = dict(load_stack_config(stack) if config is None else config)
+    cfg.update(overrides or {})
+    for key in remove:
+        cfg.pop(key, None)
+    return run_program(PROGRAM, stack, cfg, peer_outputs)
 
 
 async def _resolve(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -2,16 +2,12 @@
 recorded inputs have exactly the shapes the engine sees) run under the project's mock
 runtime, then evaluated with the offline runner, one policy at a time.
 
-It reuses infra.mockrun's mocks and recording monitor (private names on purpose: the same
-machinery that records the real stacks records these)."""
+It runs them with infra.mockrun.run_program: the same machinery that records the real
+stacks records these."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import json
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -29,43 +25,15 @@ def record(
     program: Callable[[], None], stack: str = "synthetic", region: str = PRIMARY_REGION, site: dict | None = None
 ) -> mockrun.StackRun:
     """Run `program` under mocks; `site` is exported like infra/program.py does (role, tier)."""
-    records: list[mockrun.Recorded] = []
 
-    def _run() -> dict[str, Any]:
+    def _program() -> None:
         import pulumi
-        from pulumi.runtime import settings
-        from pulumi.runtime import stack as rt_stack
-        from pulumi.runtime.config import set_all_config
 
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            mocks = mockrun._Mocks(stack, region, None)
-            monitor = mockrun._make_monitor(mocks, records)
-            set_all_config({"aws:region": region}, [])
-            pulumi.runtime.set_mocks(
-                mocks, project="postoucancer-dr", stack=stack, preview=False, monitor=monitor,
-                logger=mockrun._LogCapture(),
-            )  # type: ignore[arg-type]  # fmt: skip
-            settings.SETTINGS.organization = "organization"
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi(_aws)?\b.*")
-                if site is not None:
-                    pulumi.export("site", site)
-                program()
-                loop.run_until_complete(rt_stack.wait_for_rpcs())
-                root = settings.get_root_resource()
-                return loop.run_until_complete(mockrun._resolve(getattr(root, "outputs", {}) or {}))
-        except BaseException:
-            with contextlib.suppress(Exception):  # let in-flight registrations settle
-                loop.run_until_complete(rt_stack.wait_for_rpcs())
-            raise
-        finally:
-            loop.close()
-            asyncio.set_event_loop(None)
+        if site is not None:
+            pulumi.export("site", site)
+        program()
 
-    outputs = contextvars.copy_context().run(_run)
-    return mockrun.StackRun(stack=stack, config={"aws:region": region}, resources=records, outputs=outputs, logs=[])
+    return mockrun.run_program(_program, stack, {"aws:region": region})
 
 
 def violations(
