@@ -139,13 +139,18 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def property_changes(before: Recorded, after: Recorded) -> list[PropertyChange]:
-    a, b = _flatten(before.inputs), _flatten(after.inputs)
+def _changes(before: Any, after: Any) -> list[PropertyChange]:
+    """The flattened paths whose values differ between two documents, sorted."""
+    a, b = _flatten(before), _flatten(after)
     return [
         PropertyChange(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
         for k in sorted(set(a) | set(b))
         if a.get(k, _ABSENT) != b.get(k, _ABSENT)
     ]
+
+
+def property_changes(before: Recorded, after: Recorded) -> list[PropertyChange]:
+    return _changes(before.inputs, after.inputs)
 
 
 def _replaces(type_: str, changes: list[PropertyChange]) -> bool:
@@ -205,9 +210,4 @@ def diff_activation(pair: PairRun, at: datetime | None = None) -> list[Change]:
 
 def output_changes(before: StackRun, after: StackRun) -> list[PropertyChange]:
     """Stack outputs that activation changes (e.g. dns.primaryTarget, app.replicas)."""
-    a, b = _flatten(before.outputs), _flatten(after.outputs)
-    return [
-        PropertyChange(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
-        for k in sorted(set(a) | set(b))
-        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
-    ]
+    return _changes(before.outputs, after.outputs)
