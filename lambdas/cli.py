@@ -39,18 +39,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _event(args: argparse.Namespace) -> dict:
+def event_from_args(args: argparse.Namespace, flags: tuple[str, ...], example: str) -> dict:
+    """The request: the --event JSON object (`example` shows one in the fix), then every
+    flag of `flags` that was given on top. Shared with `python -m lambdas.gdpr`."""
     try:
         event = json.loads(args.event)
     except json.JSONDecodeError as exc:
         raise InvalidRequest([{"field": "--event", "problem": f"not JSON: {exc.msg}",
-                               "fix": "pass a JSON object, e.g. --event '{\"database\": \"postoucancer\"}'"}]) from None
+                               "fix": f"pass a JSON object, e.g. --event '{example}'"}]) from None
     if not isinstance(event, dict):
         raise InvalidRequest([{"field": "--event", "problem": "not a JSON object", "fix": "pass {...}"}])
-    for flag in ("database", "bucket", "prefix", "tier", "at", "compression_level", "part_size_mb", "manifest_key"):
+    for flag in flags:
         value = getattr(args, flag, None)
         if value is not None:
             event[flag] = value
+    return event
+
+
+def _event(args: argparse.Namespace) -> dict:
+    event = event_from_args(
+        args,
+        ("database", "bucket", "prefix", "tier", "at", "compression_level", "part_size_mb", "manifest_key"),
+        '{"database": "postoucancer"}',
+    )
     if getattr(args, "probe", None):
         probes = []
         for item in args.probe:

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from lambdas.cli import event_from_args
 from lambdas.core.audit import Actor
 from lambdas.core.config import load_request
 from lambdas.core.errors import DataPlaneError, InvalidRequest
@@ -151,17 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _event(args: argparse.Namespace) -> dict:
-    try:
-        event = json.loads(args.event)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest([{"field": "--event", "problem": f"not JSON: {exc.msg}",
-                               "fix": "pass a JSON object, e.g. --event '{\"user_id\": \"42\"}'"}]) from None
-    if not isinstance(event, dict):
-        raise InvalidRequest([{"field": "--event", "problem": "not a JSON object", "fix": "pass {...}"}])
-    for flag in _FLAGS:
-        value = getattr(args, flag, None)
-        if value is not None:
-            event[flag] = value
+    event = event_from_args(args, _FLAGS, '{"user_id": "42"}')
     if getattr(args, "apply", False):
         event["apply"] = True
     return event
