@@ -18,7 +18,7 @@ forces TLS through its parameter group.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import pulumi
 import pulumi_aws as aws
@@ -27,6 +27,7 @@ from infra.model import BACKUP_WINDOW_GAP, SCHEDULES, Schedules
 
 from .backup_plan import SELECTION_TAG
 from .kms import CustomerKey
+from .windows import daily_window, weekly_window
 
 # RDS keeps automated backups (and transaction logs) at most this long.
 RDS_MAX_BACKUP_RETENTION_DAYS = 35
@@ -57,29 +58,18 @@ def family(engine_version: str) -> str:
     return f"postgres{engine_version.split('.', 1)[0]}"
 
 
-def _hhmm(t: time) -> str:
-    return f"{t.hour:02d}:{t.minute:02d}"
-
-
 def backup_window(schedules: Schedules = SCHEDULES) -> str:
     """RDS's own daily backup window: ends `BACKUP_WINDOW_GAP` before the AWS Backup slot.
 
     AWS Backup refuses to snapshot an RDS instance while its automated backup runs, and
     recommends an hour between the two; the window is as short as RDS accepts.
     """
-    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
-    end = slot - BACKUP_WINDOW_GAP
-    start = end - RDS_MIN_BACKUP_WINDOW
-    return f"{_hhmm(start.time())}-{_hhmm(end.time())}"
+    return daily_window(schedules, BACKUP_WINDOW_GAP, RDS_MIN_BACKUP_WINDOW)
 
 
 def maintenance_window(schedules: Schedules = SCHEDULES) -> str:
     """Weekly maintenance after the backup slot and before the restore test, mid-week."""
-    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
-    start = slot + 2 * BACKUP_WINDOW_GAP
-    end = start + RDS_MIN_BACKUP_WINDOW
-    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(schedules.weekly_on + 3) % 7]
-    return f"{day}:{_hhmm(start.time())}-{day}:{_hhmm(end.time())}"
+    return weekly_window(schedules, 2 * BACKUP_WINDOW_GAP, RDS_MIN_BACKUP_WINDOW, 3)
 
 
 def check_retention(days: int) -> int:

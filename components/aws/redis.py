@@ -11,7 +11,7 @@ dies loses nothing acknowledged to its replica). See docs/data-tier.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from infra.model import SCHEDULES, Schedules
 
 from .kms import CustomerKey
+from .windows import daily_window, weekly_window
 
 # ElastiCache keeps automatic snapshots at most this long.
 ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS = 35
@@ -30,17 +31,11 @@ ENGINE_VERSION = "7.1"
 
 def snapshot_window(schedules: Schedules = SCHEDULES) -> str:
     """The hour that ends at the daily backup slot: the cache snapshot is taken with the rest."""
-    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
-    start = slot - ELASTICACHE_MIN_SNAPSHOT_WINDOW
-    return f"{start:%H:%M}-{slot:%H:%M}"
+    return daily_window(schedules, timedelta(0), ELASTICACHE_MIN_SNAPSHOT_WINDOW)
 
 
 def maintenance_window(schedules: Schedules = SCHEDULES) -> str:
-    slot = datetime.combine(datetime(2000, 1, 2).date(), schedules.full_backup_at_utc)
-    start = slot + 2 * ELASTICACHE_MIN_SNAPSHOT_WINDOW
-    end = start + ELASTICACHE_MIN_SNAPSHOT_WINDOW
-    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(schedules.weekly_on + 2) % 7]
-    return f"{day}:{start:%H:%M}-{day}:{end:%H:%M}"
+    return weekly_window(schedules, 2 * ELASTICACHE_MIN_SNAPSHOT_WINDOW, ELASTICACHE_MIN_SNAPSHOT_WINDOW, 2)
 
 
 @dataclass
