@@ -64,6 +64,17 @@ def _finish(result: ScenarioResult, ledger, present, at: datetime) -> None:
     result.rpo = lost.span
 
 
+def _back_in_service(result: ScenarioResult, env: DrillEnvironment, restored, present, t0: datetime) -> None:
+    """The end of a full restore: pre-backup rows present and pg_amcheck clean, then the RTO
+    (from t0 to now) and what was lost after t0."""
+    ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
+    result.check("pre-backup rows all present", ok, detail)
+    ok, detail = amcheck(restored)
+    result.check("pg_amcheck clean", ok, detail)
+    result.rto = _now() - t0
+    _finish(result, env.ledger, present, t0)
+
+
 # --- 4. accidental deletion ----------------------------------------------------------
 
 
@@ -176,13 +187,7 @@ def database_corruption(env: DrillEnvironment, opt: Options, progress: Progress)
     result.check("point-in-time restore exact at the target", ex.exact, ex.detail())
     corrupted = query(restored, "SELECT count(*) FROM posts WHERE body LIKE %s", (CORRUPTION_MARK + "%",))[0][0]
     result.check("no corrupted row in the restored database", corrupted == 0, f"{corrupted} corrupted rows")
-    ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
-    result.check("pre-backup rows all present", ok, detail)
-    ok, detail = amcheck(restored)
-    result.check("pg_amcheck clean", ok, detail)
-    t_back = _now()
-    result.rto = t_back - t0
-    _finish(result, env.ledger, present, t0)
+    _back_in_service(result, env, restored, present, t0)
     result.facts.update(target=target.isoformat(),
                         rows_after_target_discarded=len(ex.present_after) + result.rows_lost)
     return result
@@ -274,13 +279,7 @@ def ransomware(env: DrillEnvironment, opt: Options, progress: Progress) -> Scena
     present = present_keys(restored)
     gaps = prefix_gaps(env.ledger, present)
     result.check("restored history has no holes", not gaps, f"{len(gaps)} acknowledged rows missing mid-history")
-    ok, detail = seed_rows_present(restored, env.ledger.seed_rows)
-    result.check("pre-backup rows all present", ok, detail)
-    ok, detail = amcheck(restored)
-    result.check("pg_amcheck clean", ok, detail)
-    t_back = _now()
-    result.rto = t_back - t0
-    _finish(result, env.ledger, present, t0)
+    _back_in_service(result, env, restored, present, t0)
     # What the unarchived tail can cost is bounded by archive_timeout (the model's WAL cadence).
     result.check("loss within the WAL archiving bound", result.rpo <= SCHEDULES.wal_archive_every,
                  f"{result.rpo.total_seconds():.1f}s lost, bound {SCHEDULES.wal_archive_every}")
