@@ -141,19 +141,19 @@ class BackupStore:
 
     # --- what the ransomware scenario does to the store ----------------------------------
 
-    def versions(self) -> list[dict]:
+    def _listed(self, kind: str) -> list[dict]:
+        """Every entry of `kind` (Versions, DeleteMarkers) of ListObjectVersions on the bucket."""
         s3 = self.s3()
         found: list[dict] = []
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
-            found.extend(page.get("Versions", []))
+            found.extend(page.get(kind, []))
         return found
 
+    def versions(self) -> list[dict]:
+        return self._listed("Versions")
+
     def delete_markers(self) -> list[dict]:
-        s3 = self.s3()
-        found: list[dict] = []
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
-            found.extend(page.get("DeleteMarkers", []))
-        return found
+        return self._listed("DeleteMarkers")
 
     def attack(self) -> tuple[int, int, int]:
         """What an attacker holding the account's keys does: permanently delete every object
