@@ -9,7 +9,9 @@ plan's 7 years of audit retention.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -63,12 +65,26 @@ class AuditEvent:
 _default_logger = None
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at emit time: the Logger is cached (and the standard
+    logging.Logger behind it lives for the process), while stdout may be swapped after it
+    was created (a CLI's redirection, a test's capture)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def log_sink(record: dict[str, Any]) -> None:
     global _default_logger
     if _default_logger is None:
         from aws_lambda_powertools import Logger
 
-        _default_logger = Logger(service=AUDIT_SERVICE)
+        _default_logger = Logger(service=AUDIT_SERVICE, logger_handler=_CurrentStdout())
     _default_logger.info(f"audit {record['action']} {record['outcome']}", extra={"audit_event": record})
 
 
