@@ -23,9 +23,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.backup_functions import BackupFunctions, BackupFunctionsArgs
-from components.aws.kms import CustomerKey, CustomerKeyArgs
-from components.aws.replicated_bucket import ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
+from components.aws.kms import CustomerKey
+from components.aws.replicated_bucket import ReplicatedBucket
 from components.aws.secrets import replica_arn
+from infra.aws.buckets import site_bucket
 from infra.site import Site
 from lambdas.core import layout
 
@@ -72,39 +73,20 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
 def _bucket(site: Site) -> tuple[ReplicatedBucket, CustomerKey]:
     cfg = site.cfg
     retention = cfg.retention_policy
-    key = CustomerKey(
-        site.name("pg-backups-key"),
-        CustomerKeyArgs(
-            region=site.region,
-            description=f"Post Ou Cancer PostgreSQL dumps ({cfg.role.value} site, {site.region})",
-        ),
+    return site_bucket(
+        site,
+        "pg-backups",
+        what="PostgreSQL dumps",
+        peer_outputs=("backupBucketArn", "backupBucketKmsKeyArn"),
+        purpose="database-backups",
+        object_lock=True,
+        lock_mode="COMPLIANCE" if cfg.locked else "GOVERNANCE",
+        lock_period=retention.shortest,
+        expire_by_tag=layout.GFS_TAG_KEY,
+        # Verification records are evidence of restore tests: kept as long as the backups.
+        expire_prefixes={f"{PREFIX}/{cfg.database.name}/{layout.VERIFY_DIR}/": retention.longest},
+        tags={"postoucancer:stack": site.stack},
     )
-    target = None
-    if site.is_primary:
-        peer = site.peer.require_all("backupBucketArn", "backupBucketKmsKeyArn")
-        if peer is not None:
-            target = ReplicaTarget(
-                bucket_arn=peer["backupBucketArn"], kms_key_arn=peer["backupBucketKmsKeyArn"], region=cfg.peer_region
-            )
-    bucket = ReplicatedBucket(
-        site.name("pg-backups"),
-        ReplicatedBucketArgs(
-            region=site.region,
-            retention=retention,
-            kms_key=key,
-            log_bucket=site.parts["access_logs"],
-            purpose="database-backups",
-            replicate_to=target,
-            object_lock=True,
-            lock_mode="COMPLIANCE" if cfg.locked else "GOVERNANCE",
-            lock_period=retention.shortest,
-            expire_by_tag=layout.GFS_TAG_KEY,
-            # Verification records are evidence of restore tests: kept as long as the backups.
-            expire_prefixes={f"{PREFIX}/{cfg.database.name}/{layout.VERIFY_DIR}/": retention.longest},
-            tags={"postoucancer:stack": site.stack},
-        ),
-    )
-    return bucket, key
 
 
 def _database_secret(site: Site) -> tuple[pulumi.Input[str] | None, pulumi.Input[str] | None]:

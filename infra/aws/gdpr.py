@@ -22,8 +22,7 @@ The GDPR functions themselves (roles, Lambda handlers, export bucket) are not de
 
 from __future__ import annotations
 
-from components.aws.kms import CustomerKey, CustomerKeyArgs
-from components.aws.replicated_bucket import ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
+from infra.aws.buckets import site_bucket
 from infra.model import Period, Retention, days
 from infra.site import Site
 
@@ -52,36 +51,18 @@ def _deny_deleting_entries(bucket_arn: str, _account: str) -> list[dict]:
 def build(site: Site) -> None:
     cfg = site.cfg
     retention = cfg.retention_policy
-    key = CustomerKey(
-        site.name("gdpr-ledger-key"),
-        CustomerKeyArgs(
-            region=site.region,
-            description=f"Post Ou Cancer GDPR erasure ledger ({cfg.role.value} site, {site.region})",
-        ),
-    )
-    target = None
-    if site.is_primary:
-        peer = site.peer.require_all("gdprLedgerBucketArn", "gdprLedgerKmsKeyArn")
-        if peer is not None:
-            target = ReplicaTarget(
-                bucket_arn=peer["gdprLedgerBucketArn"], kms_key_arn=peer["gdprLedgerKmsKeyArn"], region=cfg.peer_region
-            )
-    ledger = ReplicatedBucket(
-        site.name("gdpr-ledger"),
-        ReplicatedBucketArgs(
-            region=site.region,
-            retention=retention,
-            kms_key=key,
-            log_bucket=site.parts["access_logs"],
-            purpose="gdpr-erasure-ledger",
-            replicate_to=target,
-            object_lock=True,
-            lock_mode="COMPLIANCE" if cfg.locked else "GOVERNANCE",
-            lock_period=retention.longest,
-            expire_prefixes={LEDGER_PREFIX: entry_expiry(retention)},
-            extra_policy=_deny_deleting_entries,
-            tags={"postoucancer:stack": site.stack},
-        ),
+    ledger, key = site_bucket(
+        site,
+        "gdpr-ledger",
+        what="GDPR erasure ledger",
+        peer_outputs=("gdprLedgerBucketArn", "gdprLedgerKmsKeyArn"),
+        purpose="gdpr-erasure-ledger",
+        object_lock=True,
+        lock_mode="COMPLIANCE" if cfg.locked else "GOVERNANCE",
+        lock_period=retention.longest,
+        expire_prefixes={LEDGER_PREFIX: entry_expiry(retention)},
+        extra_policy=_deny_deleting_entries,
+        tags={"postoucancer:stack": site.stack},
     )
     site.parts["gdpr.ledger"] = ledger
     site.parts["kms.gdpr_ledger"] = key
