@@ -74,6 +74,10 @@ class PropertyChange:
         return f"{self.path}: {_show(self.before)} → {_show(self.after)}"
 
 
+# A line per resource stays readable; a dashboard body alone can differ in dozens of paths.
+SHOWN_PROPERTIES = 4
+
+
 @dataclass
 class Change:
     action: str  # "create" | "delete" | "update" | "replace"
@@ -97,7 +101,9 @@ class Change:
         flag = " [STATEFUL]" if self.stateful else ""
         head = f"{sign} {self.action:<7} {self.type.split(':')[-1]} {self.name}{flag}"
         if self.action in ("update", "replace"):
-            return head + ": " + "; ".join(str(p) for p in self.properties)
+            shown = self.properties[:SHOWN_PROPERTIES]
+            more = len(self.properties) - len(shown)
+            return head + ": " + "; ".join(str(p) for p in shown) + (f"; (+{more} more)" if more else "")
         return head
 
 

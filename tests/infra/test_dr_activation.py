@@ -143,3 +143,13 @@ def test_json_documents_are_diffed_inside():
     assert [(c.path, c.before, c.after) for c in property_changes(before, after)] == [
         ("policy.Statement[0].Effect", "Allow", "Deny")
     ]
+
+
+def test_a_change_line_shows_a_few_properties_and_counts_the_rest():
+    from infra.activation import SHOWN_PROPERTIES, Change, PropertyChange
+
+    props = [PropertyChange(f"p{i}", i, i + 1) for i in range(SHOWN_PROPERTIES + 3)]
+    line = str(Change("update", "aws:cloudwatch/dashboard:Dashboard", "d", "urn", False, props))
+    assert line.count("→") == SHOWN_PROPERTIES and line.endswith("(+3 more)")
+    short = str(Change("update", "aws:x/y:Y", "d", "urn", False, props[:2]))
+    assert "more" not in short and short.count("→") == 2
