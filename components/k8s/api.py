@@ -47,6 +47,9 @@ class ApiServerArgs:
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "512Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "512Mi"})
     labels: dict[str, str] = field(default_factory=dict)
+    # Plain environment variables of the API container (names of endpoints, buckets, secret
+    # ARNs: never a secret value, the pod spec is readable by anyone who can list Deployments).
+    environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def ingress_annotations(args: ApiServerArgs) -> dict[str, str]:
@@ -108,6 +111,11 @@ class ApiServer(pulumi.ComponentResource):
                                 "image": args.image,
                                 "ports": [{"name": HTTP_PORT_NAME, "containerPort": args.port}],
                                 "resources": {"requests": args.requests, "limits": args.limits},
+                                **(
+                                    {"env": [{"name": k, "value": v} for k, v in sorted(args.environment.items())]}
+                                    if args.environment
+                                    else {}
+                                ),
                                 "readinessProbe": probe,
                                 "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
                                 "securityContext": {

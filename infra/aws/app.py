@@ -11,7 +11,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws.network import POSTGRES_PORT, REDIS_PORT
 from components.k8s.api import ApiServer, ApiServerArgs, Autoscaling
+from infra.aws.functions import _database_host, _database_secret
 from infra.config import StackConfig
 from infra.site import Site
 
@@ -19,6 +21,41 @@ from infra.site import Site
 def serving(cfg: StackConfig, is_dr: bool) -> bool:
     """The primary always serves; the DR site serves once activated."""
     return not is_dr or cfg.activated
+
+
+def environment(site: Site) -> dict[str, pulumi.Input[str]]:
+    """Where this site's API finds this site's data tier: names only, never a secret value.
+
+    The pods read the secrets named here (database credentials, Redis AUTH token) from Secrets
+    Manager at start-up through their workload identity (the ServiceAccount's IAM role, which
+    needs secretsmanager:GetSecretValue on these ARNs and kms:Decrypt on the secrets key), so
+    no password is ever in the pod spec or in the Deployment's state.
+
+    Everything is this site's own: on dr the database is the replica (the very instance
+    activation promotes in place, so its address, and this environment, do not change on
+    activation) and the secret is the replica of prod's in this region, readable with the
+    primary region gone. A piece not built yet (dr bootstrapped before prod has
+    outputs) leaves its variable out rather than failing.
+    """
+    env: dict[str, pulumi.Input[str]] = {
+        "PGPORT": str(POSTGRES_PORT),
+        "PGDATABASE": site.cfg.database.name,
+    }
+    # libpq's PGHOST and DB_SECRET_ARN: the names the backup functions use too (lambdas/README.md).
+    if (host := _database_host(site)) is not None:
+        env["PGHOST"] = host
+    secret_arn, _ = _database_secret(site)
+    if secret_arn is not None:
+        env["DB_SECRET_ARN"] = secret_arn
+    if (redis := site.parts.get("redis")) is not None:
+        env["REDIS_HOST"] = redis.group.primary_endpoint_address
+        env["REDIS_PORT"] = str(REDIS_PORT)
+    if (redis_secret := site.parts.get("secrets.redis")) is not None:
+        env["REDIS_AUTH_SECRET_ARN"] = redis_secret.arn
+    if (files := site.parts.get("files")) is not None:
+        env["FILES_BUCKET"] = files.bucket.bucket
+        env["FILES_BUCKET_REGION"] = site.region
+    return env
 
 
 def build(site: Site) -> None:
@@ -48,6 +85,7 @@ def build(site: Site) -> None:
             requests={"cpu": app.cpu_request, "memory": app.memory_request},
             limits={"cpu": app.cpu_limit, "memory": app.memory_limit},
             labels={"postoucancer.example/site": cfg.role.value},
+            environment=environment(site),
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace]),
     )

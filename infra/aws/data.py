@@ -75,6 +75,7 @@ def build(site: Site) -> None:
         ),
     )
     site.parts["redis"] = redis
+    site.parts["secrets.redis"] = token
     site.export("redisEndpoint", redis.group.primary_endpoint_address)
     site.export("redisSecretArn", token.arn)
 

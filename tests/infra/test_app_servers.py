@@ -78,3 +78,103 @@ def test_ingress_serves_the_public_name_and_the_health_check(prod, dr):
         assert notes["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
         assert notes["alb.ingress.kubernetes.io/healthcheck-path"] == App().health_path
         assert run.outputs["appEndpoint"].endswith(f".{run.outputs['site']['region']}.elb.amazonaws.com")
+
+
+# The data tier each site's API is told about (environment variables of the API container).
+DEPLOYMENT = K8S + "apps/v1:Deployment"
+RDS = "aws:rds/instance:Instance"
+SECRET = "aws:secretsmanager/secret:Secret"
+
+
+def _env(run) -> dict[str, str]:
+    (container,) = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    entries = container.get("env", [])
+    assert all(set(e) == {"name", "value"} for e in entries), "plain values only (no valueFrom a Kubernetes Secret)"
+    return {e["name"]: e["value"] for e in entries}
+
+
+def _region(run) -> str:
+    return run.outputs["site"]["region"]
+
+
+def _passwords(run) -> list[str]:
+    import json
+
+    versions = run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    values = [json.loads(r.inputs["secretString"]) for r in versions]
+    return [v["password"] for v in values if isinstance(v, dict) and v.get("password")]
+
+
+def _common_data_tier(run, env: dict[str, str]) -> None:
+    from components.aws.network import POSTGRES_PORT
+    from infra.config import Database
+
+    assert env["PGPORT"] == str(POSTGRES_PORT) == "5432"
+    assert env["PGDATABASE"] == Database().name
+    group = run.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert env["REDIS_HOST"] == group.outputs["primaryEndpointAddress"]
+    assert env["REDIS_AUTH_SECRET_ARN"] == run.one(SECRET, "redis-auth").outputs["arn"]
+    assert env["REDIS_AUTH_SECRET_ARN"].split(":")[3] == _region(run)
+    assert env["FILES_BUCKET"] == run.one("aws:s3/bucket:Bucket", "-files").outputs["bucket"]
+    assert env["FILES_BUCKET"] == run.outputs["filesBucketName"]
+    assert env["FILES_BUCKET_REGION"] == _region(run)
+
+
+def test_prod_pods_name_the_prod_data_tier(prod):
+    env = _env(prod)
+    assert _region(prod) == "eu-west-3"
+    (db,) = prod.of_type(RDS)
+    assert env["PGHOST"] == db.outputs["address"] and ".eu-west-3." in env["PGHOST"]
+    secret = prod.one(SECRET, "database-credentials")
+    assert env["DB_SECRET_ARN"] == secret.outputs["arn"]
+    assert env["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:eu-west-3:")
+    _common_data_tier(prod, env)
+
+
+def test_dr_pods_name_the_dr_replica_and_secrets_in_the_dr_region(dr, prod):
+    env = _env(dr)
+    assert _region(dr) == "eu-central-1"
+    # The replica: the instance that activation promotes (it is the one with a replication source).
+    (replica,) = [r for r in dr.of_type(RDS) if r.inputs.get("replicateSourceDb")]
+    assert env["PGHOST"] == replica.outputs["address"] and ".eu-central-1." in env["PGHOST"]
+    assert env["PGHOST"] != _env(prod)["PGHOST"]
+    # The replica of prod's database secret: same secret, in this region (readable with eu-west-3 gone).
+    prod_arn = prod.one(SECRET, "database-credentials").outputs["arn"].split(":")
+    dr_arn = env["DB_SECRET_ARN"].split(":")
+    assert dr_arn[3] == "eu-central-1"
+    assert dr_arn[:3] + dr_arn[4:] == prod_arn[:3] + prod_arn[4:]
+    assert env["FILES_BUCKET"] != _env(prod)["FILES_BUCKET"]
+    _common_data_tier(dr, env)
+
+
+def test_activation_does_not_change_what_the_pods_are_told(dr, pair_prod):
+    from infra.mockrun import run_stack
+
+    activated = run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
+    before, after = _env(dr), _env(activated)
+    # Promotion happens in place: the promoted instance keeps its address, the pods need no new host.
+    (promoted,) = [r for r in activated.of_type(RDS) if r.name == "dr-database"]
+    assert not promoted.inputs.get("replicateSourceDb"), "activation promotes the replica"
+    assert after["PGHOST"] == promoted.outputs["address"] == before["PGHOST"]
+    assert after == before
+
+
+def test_dr_bootstrapped_before_prod_omits_what_does_not_exist_yet(pair_prod):
+    first = pair_prod.bootstrap[0]  # dr before prod has any outputs: no replica, no replicated secret
+    env = _env(first)
+    assert "PGHOST" not in env and "DB_SECRET_ARN" not in env
+    assert env["FILES_BUCKET"] == first.outputs["filesBucketName"]
+    assert env["REDIS_HOST"] and env["REDIS_AUTH_SECRET_ARN"]
+
+
+@pytest.mark.parametrize("site", ["prod", "dr", "staging", "staging_dr"])
+def test_no_secret_value_is_in_the_pod_spec(site, request):
+    run = request.getfixturevalue(site)
+    env = _env(run)
+    primary = {"dr": "prod", "staging_dr": "staging"}.get(site, site)  # the database password lives there
+    passwords = _passwords(run) + _passwords(request.getfixturevalue(primary))
+    assert passwords, "the generated passwords (database, Redis AUTH) are known to the mocks"
+    container = str(run.one(DEPLOYMENT).inputs)
+    assert not [p for p in passwords if p in container]
+    secret_refs = {k: v for k, v in env.items() if "SECRET" in k or "PASSWORD" in k or "TOKEN" in k}
+    assert secret_refs and all(v.startswith("arn:aws:secretsmanager:") for v in secret_refs.values()), secret_refs
