@@ -196,7 +196,8 @@ class Functions(_Strict):
     timeout: Duration = timedelta(minutes=15)
     # lambda: Lambda + EventBridge Scheduler; kubernetes: CronJobs on the site's cluster.
     runner: str = Field("lambda", pattern=r"^(lambda|kubernetes)$")
-    # kubernetes runner: the EKS cluster whose pods get the functions' role (EKS Pod Identity).
+    # The site's EKS cluster, whose pods get AWS roles through EKS Pod Identity: the CronJobs of the
+    # kubernetes runner get the functions' role, the API pods theirs (infra/aws/app.py).
     eks_cluster_name: str | None = Field(None, alias="eksClusterName")
     # The server verify restores into (a role with CREATEDB), e.g. a small restore-test instance;
     # default: the site's database secret (the scratch database then lives on that instance).

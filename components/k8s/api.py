@@ -1,4 +1,4 @@
-"""The platform's API on a site's Kubernetes cluster: Deployment, Service, Ingress, PDB, HPA.
+"""The platform's API on a site's Kubernetes cluster: ServiceAccount, Deployment, Service, Ingress, PDB, HPA.
 
 One `ApiServer` per site, on that site's cluster through an explicit provider (never the
 ambient kubeconfig: the prod and dr clusters are different clusters in different regions).
@@ -12,6 +12,11 @@ Scale is the only thing that differs between a serving site and a standby one:
 The Ingress answers the public hostname and, through its default backend, any Host header:
 Route 53 health checks connect to the load balancer's own name and must reach the health
 endpoint too.
+
+The pods run as their own ServiceAccount (named `APP_NAME`): the site binds its cloud identity
+to it (EKS Pod Identity on AWS) so the API can read its secrets and files bucket. Its
+Kubernetes API token is not mounted: the API never talks to the Kubernetes API, and Pod
+Identity credentials come through their own projected token.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def ingress_annotations(args: ApiServerArgs) -> dict[str, str]:
 class ApiServer(pulumi.ComponentResource):
     """`postoucancer:k8s:ApiServer`."""
 
+    service_account: k8s.core.v1.ServiceAccount
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
     ingress: k8s.networking.v1.Ingress
@@ -85,6 +91,12 @@ class ApiServer(pulumi.ComponentResource):
         meta = {"name": APP_NAME, "namespace": args.namespace, "labels": labels}
         probe = {"httpGet": {"path": args.health_path, "port": HTTP_PORT_NAME}, "periodSeconds": 10}
 
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=meta,
+            automount_service_account_token=False,
+            opts=child,
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta,
@@ -95,6 +107,7 @@ class ApiServer(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "serviceAccountName": APP_NAME,
                         "automountServiceAccountToken": False,
                         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                         "topologySpreadConstraints": [
@@ -131,7 +144,7 @@ class ApiServer(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account]),
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",

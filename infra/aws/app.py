@@ -8,12 +8,15 @@ primary region's cluster.
 
 from __future__ import annotations
 
+import json
+
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws.network import POSTGRES_PORT, REDIS_PORT
-from components.k8s.api import ApiServer, ApiServerArgs, Autoscaling
-from infra.aws.functions import _database_host, _database_secret
+from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs, Autoscaling
+from infra.aws.functions import _database_host, _database_secret, pod_identity_trust_policy
 from infra.config import StackConfig
 from infra.site import Site
 
@@ -58,6 +61,102 @@ def environment(site: Site) -> dict[str, pulumi.Input[str]]:
     return env
 
 
+def _statements(site: Site) -> list[pulumi.Output[dict]]:
+    """What the API's pods may do, exactly on what `environment(site)` names: read the two
+    secrets (and decrypt them, through Secrets Manager only), read and write the files
+    bucket's objects (through S3 only). Nothing deletes: no delete action, no wildcard
+    resource. A piece not built yet grants nothing."""
+    region = site.region
+    statements: list[pulumi.Output[dict]] = []
+    db_secret, secrets_key_arn = _database_secret(site)
+    redis_secret = site.parts.get("secrets.redis")
+    secret_arns = [a for a in (db_secret, redis_secret.arn if redis_secret is not None else None) if a is not None]
+    if secret_arns:
+        statements.append(
+            pulumi.Output.all(*secret_arns).apply(
+                lambda arns: {
+                    "Sid": "ReadOwnSecrets",
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": sorted(arns),
+                }
+            )
+        )
+        if secrets_key_arn is not None:
+            statements.append(
+                pulumi.Output.from_input(secrets_key_arn).apply(
+                    lambda k: {
+                        "Sid": "DecryptSecretsViaSecretsManager",
+                        "Effect": "Allow",
+                        "Action": ["kms:Decrypt"],
+                        "Resource": [k],
+                        "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+                    }
+                )
+            )
+    if (files := site.parts.get("files")) is not None:
+        arn = files.bucket.arn
+        statements.append(
+            arn.apply(
+                lambda b: {
+                    "Sid": "ReadWriteFiles",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": [f"{b}/*"],
+                }
+            )
+        )
+        statements.append(
+            arn.apply(lambda b: {"Sid": "ListFiles", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b]})
+        )
+        if (files_key := site.parts.get("kms.files")) is not None:
+            statements.append(
+                files_key.arn.apply(
+                    lambda k: {
+                        "Sid": "FilesKeyViaS3",
+                        "Effect": "Allow",
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                        "Resource": [k],
+                        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                    }
+                )
+            )
+    return statements
+
+
+def _identity(site: Site, api: ApiServer) -> None:
+    """The API pods' AWS identity: a role bound to their ServiceAccount through EKS Pod Identity
+    (the pattern of the backup CronJobs, infra/aws/functions.py)."""
+    cfg = site.cfg
+    role = aws.iam.Role(
+        site.name("api-pods"),
+        description="Post Ou Cancer API pods (EKS Pod Identity): read own secrets, read/write files, never delete",
+        assume_role_policy=pod_identity_trust_policy(),
+    )
+    statements = _statements(site)
+    if statements:
+        aws.iam.RolePolicy(
+            site.name("api-pods"),
+            role=role.id,
+            policy=pulumi.Output.all(*statements).apply(
+                lambda s: json.dumps({"Version": "2012-10-17", "Statement": list(s)})
+            ),
+        )
+    if cfg.functions.eks_cluster_name:
+        aws.eks.PodIdentityAssociation(
+            site.name("api-pods"),
+            region=site.region,
+            cluster_name=cfg.functions.eks_cluster_name,
+            namespace=cfg.app.namespace,
+            service_account=APP_NAME,
+            role_arn=role.arn,
+            opts=pulumi.ResourceOptions(depends_on=[api.service_account]),
+        )
+    # Without functions.eksClusterName the role exists unbound (no warning: the committed stacks
+    # do not name their cluster yet, and a warning on every preview would drown the real ones).
+    site.parts["app.role"] = role
+
+
 def build(site: Site) -> None:
     cfg = site.cfg
     app = cfg.app
@@ -92,6 +191,7 @@ def build(site: Site) -> None:
     site.parts["k8s.provider"] = provider
     site.parts["k8s.namespace"] = namespace
     site.parts["app"] = api
+    _identity(site, api)
     site.export("appEndpoint", api.endpoint)
     site.export(
         "app",

@@ -180,11 +180,30 @@ def _database_host(site: Site) -> pulumi.Output[str] | None:
     return instance.address if instance is not None else None
 
 
+def pod_identity_trust_policy() -> pulumi.Output[str]:
+    """Trust policy of a role assumed by pods through EKS Pod Identity, from this account only."""
+    import json
+
+    return aws.get_caller_identity_output().account_id.apply(
+        lambda a: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "pods.eks.amazonaws.com"},
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        "Condition": {"StringEquals": {"aws:SourceAccount": a}},
+                    }
+                ],
+            }
+        )
+    )
+
+
 def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enabled: bool) -> None:
     """`functions.runner: kubernetes`: CronJobs on this site's cluster, with the functions'
     permissions bound to their ServiceAccount through EKS Pod Identity."""
-    import json
-
     from components.aws.backup_functions import backup_policy, verify_policy
     from components.k8s.backup_cronjobs import BackupCronJobs, BackupCronJobsArgs
 
@@ -222,25 +241,10 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
         ),
     )
     site.parts["backup_cronjobs"] = jobs
-    account = aws.get_caller_identity_output().account_id
     role = aws.iam.Role(
         site.name("pg-cron"),
         description="Post Ou Cancer backup/verify CronJobs (EKS Pod Identity): writes, never deletes, backups",
-        assume_role_policy=account.apply(
-            lambda a: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "pods.eks.amazonaws.com"},
-                            "Action": ["sts:AssumeRole", "sts:TagSession"],
-                            "Condition": {"StringEquals": {"aws:SourceAccount": a}},
-                        }
-                    ],
-                }
-            )
-        ),
+        assume_role_policy=pod_identity_trust_policy(),
     )
     for what, fn in (("backup", backup_policy), ("verify", verify_policy)):
         aws.iam.RolePolicy(

@@ -178,3 +178,135 @@ def test_no_secret_value_is_in_the_pod_spec(site, request):
     assert not [p for p in passwords if p in container]
     secret_refs = {k: v for k, v in env.items() if "SECRET" in k or "PASSWORD" in k or "TOKEN" in k}
     assert secret_refs and all(v.startswith("arn:aws:secretsmanager:") for v in secret_refs.values()), secret_refs
+
+
+# --- the API pods' AWS identity (EKS Pod Identity, like the backup CronJobs) -------------------
+
+SERVICE_ACCOUNT = K8S + "core/v1:ServiceAccount"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+CLUSTER = "site-eks"  # any name: the association must carry the configured one
+
+
+def _with_cluster(stack: str, peer_outputs: dict):
+    from infra.mockrun import run_stack
+
+    return run_stack(stack, peer_outputs=peer_outputs, overrides={P + "functions": {"eksClusterName": CLUSTER}})
+
+
+@pytest.fixture(scope="module")
+def eks_sites(pair_prod) -> dict:
+    return {
+        "prod": _with_cluster("prod", pair_prod.dr.outputs),
+        "dr": _with_cluster("dr", pair_prod.primary.outputs),
+    }
+
+
+def _api_service_account(run):
+    (sa,) = [r for r in run.of_type(SERVICE_ACCOUNT) if r.inputs["metadata"]["name"] == APP_NAME]
+    return sa
+
+
+def _api_role(run):
+    (role,) = [
+        r
+        for r in run.of_type(ROLE)
+        if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"] and r.name.endswith("api-pods")
+    ]
+    return role
+
+
+def _api_policy(run) -> list[dict]:
+    import json
+
+    role = _api_role(run)
+    (policy,) = [p for p in run.of_type(ROLE_POLICY) if p.inputs["role"] == role.id]
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def _granted(statements: list[dict], action: str) -> list[dict]:
+    return [s for s in statements if s["Effect"] == "Allow" and action in s["Action"]]
+
+
+@pytest.mark.parametrize("site", ["prod", "dr", "staging", "staging_dr"])
+def test_the_deployment_runs_as_the_api_service_account(site, request):
+    run = request.getfixturevalue(site)
+    sa = _api_service_account(run)
+    deployment = run.one(DEPLOYMENT)
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == sa.inputs["metadata"]["name"]
+    assert sa.inputs["metadata"]["namespace"] == deployment.inputs["metadata"]["namespace"]
+    # Pod Identity brings its own projected token: no Kubernetes API token in the pods.
+    assert sa.inputs["automountServiceAccountToken"] is False and pod["automountServiceAccountToken"] is False
+    assert sa.urn in deployment.dependencies, "the ServiceAccount exists before pods reference it"
+
+
+@pytest.mark.parametrize("site", ["prod", "dr"])
+def test_the_api_service_account_is_bound_to_its_role_on_the_sites_cluster(site, eks_sites):
+    import json
+
+    run = eks_sites[site]
+    sa = _api_service_account(run)
+    role = _api_role(run)
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert [s["Action"] for s in trust] == [["sts:AssumeRole", "sts:TagSession"]]
+    associations = [a for a in run.of_type(ASSOCIATION) if a.inputs["roleArn"] == role.outputs["arn"]]
+    (association,) = associations
+    assert association.inputs["clusterName"] == CLUSTER
+    assert association.inputs["namespace"] == sa.inputs["metadata"]["namespace"]
+    assert association.inputs["serviceAccount"] == sa.inputs["metadata"]["name"]
+    assert association.inputs["region"] == _region(run)
+
+
+def test_without_a_cluster_name_there_is_a_role_but_no_association(prod):
+    assert _api_role(prod) and not prod.of_type(ASSOCIATION)
+
+
+@pytest.mark.parametrize("site", ["prod", "dr", "staging", "staging_dr"])
+def test_the_api_role_reads_exactly_its_secrets_and_files_and_deletes_nothing(site, request):
+    from policy.rules.access import BACKUP_DESTROYING_ACTIONS, destroying_grants
+
+    run = request.getfixturevalue(site)
+    region = _region(run)
+    env = _env(run)
+    statements = _api_policy(run)
+    # Secrets: exactly the two the pods are told about, in this region.
+    (read,) = _granted(statements, "secretsmanager:GetSecretValue")
+    assert set(read["Resource"]) == {env["DB_SECRET_ARN"], env["REDIS_AUTH_SECRET_ARN"]}
+    assert {arn.split(":")[3] for arn in read["Resource"]} == {region}
+    (decrypt_secrets,) = [s for s in _granted(statements, "kms:Decrypt") if "secretsmanager" in str(s["Condition"])]
+    assert decrypt_secrets["Resource"] == [run.one("aws:kms/key:Key", "-secrets-key").outputs["arn"]]
+    assert decrypt_secrets["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}
+    }
+    # Files: the objects of this site's bucket, and listing it.
+    bucket = run.one("aws:s3/bucket:Bucket", "-files").outputs["arn"]
+    assert bucket.endswith(":" + env["FILES_BUCKET"])
+    (objects,) = _granted(statements, "s3:GetObject")
+    assert set(objects["Action"]) == {"s3:GetObject", "s3:PutObject"} and objects["Resource"] == [f"{bucket}/*"]
+    (listing,) = _granted(statements, "s3:ListBucket")
+    assert listing["Resource"] == [bucket]
+    (files_key,) = _granted(statements, "kms:GenerateDataKey")
+    assert files_key["Resource"] == [run.one("aws:kms/key:Key", "-files-key").outputs["arn"]]
+    assert files_key["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}
+    # Least privilege: no wildcard resource, no service-wide action, nothing that deletes.
+    for s in statements:
+        assert s["Effect"] == "Allow" and "*" not in s["Resource"], s
+        assert not [a for a in s["Action"] if "*" in a or "Delete" in a], s
+    assert destroying_grants([{"Statement": statements}]) == [], BACKUP_DESTROYING_ACTIONS
+
+
+def test_the_dr_role_reads_the_secret_replica_in_eu_central_1(dr, prod):
+    (read,) = _granted(_api_policy(dr), "secretsmanager:GetSecretValue")
+    prod_secret = prod.one(SECRET, "database-credentials").outputs["arn"]
+    replica = prod_secret.replace(":eu-west-3:", ":eu-central-1:")
+    assert replica != prod_secret and replica in read["Resource"] and prod_secret not in read["Resource"]
+    (prod_read,) = _granted(_api_policy(prod), "secretsmanager:GetSecretValue")
+    assert prod_secret in prod_read["Resource"]
+
+
+def test_dr_bootstrapped_before_prod_grants_only_what_exists(pair_prod):
+    first = pair_prod.bootstrap[0]
+    (read,) = _granted(_api_policy(first), "secretsmanager:GetSecretValue")
+    assert read["Resource"] == [_env(first)["REDIS_AUTH_SECRET_ARN"]], "no database secret replica yet"
