@@ -198,7 +198,9 @@ class DrillEnvironment:
 
     def close(self) -> None:
         for w in self._writers:
-            w.stop()
+            # Teardown must reach the clusters below whatever a writer's stop raises.
+            with contextlib.suppress(Exception):
+                w.stop()
         for c in [*self._side, self.standby, self.primary]:
             if c is not None:
                 with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ PostgreSQL's recovery_target_time is compared with.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -110,7 +111,10 @@ class LoadWriter:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        # A signal can land while start() still waits for the thread to come up: then there
+        # is nothing to join yet, and a thread that does come up sees _stop and returns.
+        with contextlib.suppress(RuntimeError):
+            self._thread.join(timeout=30)
 
     def redirect(self, dsn: str) -> None:
         self.dsn = dsn
