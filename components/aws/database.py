@@ -145,31 +145,11 @@ class PostgresPrimary(pulumi.ComponentResource):
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb,
             max_allocated_storage=args.allocated_storage_gb * STORAGE_AUTOSCALING_FACTOR,
-            storage_type="gp3",
-            storage_encrypted=True,
-            kms_key_id=args.kms_key.arn,
             multi_az=True,
             db_name=args.db_name,
             username=args.username,
             password=pulumi.Output.secret(args.password),
-            iam_database_authentication_enabled=True,
-            db_subnet_group_name=self.subnet_group.name,
-            vpc_security_group_ids=args.network.security_group_ids,
-            publicly_accessible=False,
-            parameter_group_name=self.parameter_group.name,
-            backup_retention_period=check_retention(args.backup_retention_days),
-            backup_window=backup_window(),
-            maintenance_window=maintenance_window(),
-            copy_tags_to_snapshot=True,
-            delete_automated_backups=False,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{args.physical_name or name}-final",
-            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
-            performance_insights_enabled=True,
-            performance_insights_kms_key_id=args.kms_key.arn,
-            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
-            auto_minor_version_upgrade=True,
+            **_hardened(name, args, self, check_retention(args.backup_retention_days)),
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -244,29 +224,10 @@ class PostgresStandby(pulumi.ComponentResource):
             instance_class=args.promoted_instance_class if promoted else args.standby_instance_class,
             # Serving production traffic needs the standby in a second AZ too.
             multi_az=promoted,
-            storage_encrypted=True,
-            kms_key_id=args.kms_key.arn,  # must be a key in this (the replica's) region
-            storage_type="gp3",
-            iam_database_authentication_enabled=True,
-            db_subnet_group_name=self.subnet_group.name,
-            vpc_security_group_ids=args.network.security_group_ids,
-            publicly_accessible=False,
-            parameter_group_name=self.parameter_group.name,
-            # Kept on the replica as well, so promotion changes no backup setting: from the
-            # moment it is writable it archives WAL and can be restored to a point in time.
-            backup_retention_period=retention,
-            backup_window=backup_window(),
-            maintenance_window=maintenance_window(),
-            copy_tags_to_snapshot=True,
-            delete_automated_backups=False,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{args.physical_name or name}-final",
-            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
-            performance_insights_enabled=True,
-            performance_insights_kms_key_id=args.kms_key.arn,
-            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
-            auto_minor_version_upgrade=True,
+            # The key must be in this (the replica's) region. Backups are kept on the replica as
+            # well, so promotion changes no backup setting: from the moment it is writable it
+            # archives WAL and can be restored to a point in time.
+            **_hardened(name, args, self, retention),
             apply_immediately=True,  # promotion must not wait for the maintenance window
             # Promoted, it carries the backup tag: the DR site's own plan starts protecting it.
             tags={**args.tags, "role": "primary", **dict([SELECTION_TAG])}
@@ -274,3 +235,32 @@ class PostgresStandby(pulumi.ComponentResource):
             else {**args.tags, "role": "warm-standby"},
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+
+
+def _hardened(name: str, args, owner, retention_days: int) -> dict:
+    """What every PostgreSQL instance of this project has, primary or standby alike: encrypted
+    with its site's key, private, TLS via the parameter group, IAM auth, point-in-time backups,
+    deletion protection and a final snapshot, logs and Performance Insights under the same key."""
+    return dict(
+        storage_type="gp3",
+        storage_encrypted=True,
+        kms_key_id=args.kms_key.arn,
+        iam_database_authentication_enabled=True,
+        db_subnet_group_name=owner.subnet_group.name,
+        vpc_security_group_ids=args.network.security_group_ids,
+        publicly_accessible=False,
+        parameter_group_name=owner.parameter_group.name,
+        backup_retention_period=retention_days,
+        backup_window=backup_window(),
+        maintenance_window=maintenance_window(),
+        copy_tags_to_snapshot=True,
+        delete_automated_backups=False,
+        deletion_protection=True,
+        skip_final_snapshot=False,
+        final_snapshot_identifier=f"{args.physical_name or name}-final",
+        enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+        performance_insights_enabled=True,
+        performance_insights_kms_key_id=args.kms_key.arn,
+        performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+        auto_minor_version_upgrade=True,
+    )
