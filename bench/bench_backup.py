@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from drill.local import PG_BIN, MotoServer, PgCluster  # noqa: E402
+from drplan.handover import BackupPolicy  # noqa: E402
+from drplan.retention import RETENTION, Tier  # noqa: E402
 
 DB = "postoucancer"
 BUCKET = "pouc-bench-backups"
@@ -225,6 +227,7 @@ def main() -> None:
                          ObjectLockEnabledForBucket=True)
 
         benv = {**aws_env, "BACKUP_DATABASE": DB, "BACKUP_BUCKET": BUCKET, "BACKUP_KMS_KEY_ID": key,
+                "BACKUP_POLICY": BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json(),
                 "BACKUP_COMPRESSION_LEVEL": str(args.level), "BACKUP_COMPRESSION_THREADS": str(args.threads),
                 "PYTHONPATH": str(ROOT), "POWERTOOLS_METRICS_NAMESPACE": "bench"}
         rounds = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from drill.environment import DrillEnvironment, drill_workspace
 from drill.report import ScenarioResult, as_json, as_table
 from drill.scenarios import FAULTS, RUNNERS, Options
-from infra.model import Scenario
+from drplan.objectives import Scenario
 
 # Scenarios that leave the primary in service share one site, in this order: the
 # data-centre loss destroys the primary, so it comes last. Ransomware wipes everything and

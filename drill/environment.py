@@ -22,7 +22,7 @@ import psycopg
 from drill.backup_store import BackupStore
 from drill.load import Ledger, LoadWriter, seed
 from drill.local import PG_BIN, MotoServer, PgCluster, _as_postgres
-from infra.model import SCHEDULES
+from drplan.schedules import SCHEDULES
 
 DBNAME = "postoucancer"
 STANDBY_NAME = "dr_standby"

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from infra.model import SCENARIO_OBJECTIVES, Scenario, format_duration
+from drplan.objectives import SCENARIO_OBJECTIVES, Scenario
+from drplan.periods import format_duration
 
 
 @dataclass

@@ -20,7 +20,8 @@ import psycopg
 from drill.environment import DBNAME, STANDBY_NAME, DrillEnvironment, query, wait_until
 from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_keys, seed_rows_present
 from drill.report import ScenarioResult
-from infra.model import SCHEDULES, Scenario
+from drplan.objectives import Scenario
+from drplan.schedules import SCHEDULES
 
 DELETED_AUTHOR = 7  # the author whose posts an operator deletes by mistake
 CORRUPTION_MARK = "CORRUPTED "

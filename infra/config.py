@@ -12,7 +12,6 @@ import difflib
 import json
 import re
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any
 
 import pulumi
@@ -26,22 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-from infra import model
-from infra.model import (
-    PLAN_OBJECTIVE,
-    RETENTION,
-    SCENARIO_OBJECTIVES,
-    SCHEDULES,
-    Objective,
-    Period,
-    Retention,
-    Scenario,
-    Tier,
-    Unit,
-    format_duration,
-)
+from drplan import recovery
+from drplan.handover import BackupPolicy
+from drplan.names import PROJECT, Cloud, Role
+from drplan.objectives import PLAN_OBJECTIVE, SCENARIO_OBJECTIVES, Objective, Scenario
+from drplan.periods import Period, format_duration, parse_duration, parse_period
+from drplan.retention import RETENTION, Retention, Tier, effective_retention, override_problems
+from drplan.schedules import SCHEDULES
 
-PROJECT = "postoucancer-dr"
 # Read with Config.require_secret by the components that need them; never validated
 # (or echoed) through the typed model.
 SECRET_KEYS = frozenset({"kubeconfig"})
@@ -51,33 +42,7 @@ class ConfigError(pulumi.RunError):
     """A configuration mistake: one line, no traceback (RunError prints none)."""
 
 
-# --- value parsers -------------------------------------------------------------------
-
-_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def parse_duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    text = str(value).strip()
-    m = _DURATION.match(text)
-    if not text or not m or not any(m.groups()):
-        raise ValueError("a duration like 4h, 30m, 1h30m, 7d or 2w")
-    w, d, h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
-
-
-_PERIOD = re.compile(r"^(\d+)(d|w|mo|y)$")
-
-
-def parse_period(value: Any) -> Period:
-    if isinstance(value, Period):
-        return value
-    m = _PERIOD.match(str(value).strip())
-    if not m:
-        raise ValueError("a retention like 30d, 12w, 12mo or 7y")
-    return Period(int(m.group(1)), Unit(m.group(2)))
-
+# --- value parsers (the plan's own spellings, drplan.periods) ------------------------
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 RetentionPeriod = Annotated[Period, BeforeValidator(parse_period)]
@@ -86,15 +51,6 @@ _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-
-class Cloud(StrEnum):
-    AWS = "aws"
-    AZURE = "azure"
-
-
-class Role(StrEnum):
-    PRIMARY = "primary"
-    DR = "dr"
 
 
 class _Strict(BaseModel):
@@ -125,6 +81,9 @@ class RetentionOverrides(_Strict):
     weekly: RetentionPeriod | None = None
     monthly: RetentionPeriod | None = None
     yearly: RetentionPeriod | None = None
+
+    def periods(self) -> dict[str, Period | None]:
+        return {gen: getattr(self, gen) for gen in type(self).model_fields}
 
 
 class Alerts(_Strict):
@@ -272,14 +231,13 @@ class StackConfig(_Strict):
 
     @property
     def retention_policy(self) -> Retention:
-        base = RETENTION[self.tier]
-        o = self.retention
-        return Retention(
-            daily=o.daily or base.daily,
-            weekly=o.weekly or base.weekly,
-            monthly=o.monthly or base.monthly,
-            yearly=o.yearly or base.yearly,
-        )
+        """The tier's retention with this stack's overrides: every realisation keeps this."""
+        return effective_retention(self.tier, self.retention.periods())
+
+    @property
+    def backup_policy(self) -> BackupPolicy:
+        """What the functions are handed (BACKUP_POLICY): the effective numbers, not the image's."""
+        return BackupPolicy(self.tier, self.retention_policy, SCHEDULES)
 
     @property
     def locked(self) -> bool:
@@ -298,8 +256,8 @@ class StackConfig(_Strict):
         }
 
     @property
-    def topology(self) -> model.Topology:
-        return model.Topology(
+    def topology(self) -> recovery.Topology:
+        return recovery.Topology(
             tier=self.tier,
             database_size_gb=self.database.size_gb,
             warm_standby=self.database.warm_standby,
@@ -486,26 +444,15 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
                 f"is tighter than the schedules can achieve: WAL is shipped every {format_duration(floor)}",
                 f"pulumi config set --path objectives.rpo {format_duration(floor)}   (or longer)",
             )
-    base = RETENTION[cfg.tier]
-    for gen in ("daily", "weekly", "monthly", "yearly"):
-        override = getattr(cfg.retention, gen)
-        if override is None:
-            continue
-        minimum = getattr(base, gen)
-        if minimum is None:
-            raise _bad(
-                f"retention.{gen}",
-                str(override),
-                f"names a generation the {cfg.tier.value} tier does not keep",
-                f"pulumi config rm --path retention.{gen}",
-            )
-        if override.days < minimum.days:
-            raise _bad(
-                f"retention.{gen}",
-                str(override),
-                f"is shorter than the plan's minimum of {minimum} for the {cfg.tier.value} tier",
-                f"pulumi config set --path retention.{gen} {minimum}",
-            )
+    problems = override_problems(cfg.tier, cfg.retention.periods())
+    for gen, why in problems.items():
+        minimum = getattr(RETENTION[cfg.tier], gen)
+        fix = (
+            f"pulumi config set --path retention.{gen} {minimum}"
+            if minimum
+            else f"pulumi config rm --path retention.{gen}"
+        )
+        raise _bad(f"retention.{gen}", str(getattr(cfg.retention, gen)), why, fix)
     if cfg.tier is Tier.PROD and cfg.vault_lock is False:
         raise _bad(
             "vaultLock",
@@ -558,10 +505,10 @@ def _check_activation_and_dns(cfg: StackConfig) -> None:
             )
 
 
-def check_objectives(cfg: StackConfig) -> list[model.Achieved]:
+def check_objectives(cfg: StackConfig) -> list[recovery.Achieved]:
     """The achieved RPO/RTO per scenario; raises ConfigError naming each missed scenario."""
     objectives = cfg.scenario_objectives
-    achieved = model.achieved_objectives(cfg.topology, objectives)
+    achieved = recovery.achieved_objectives(cfg.topology, objectives)
     if objectives is not None:
         missed = [a for a in achieved if not a.met]
         if missed:

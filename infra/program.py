@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
+from drplan.periods import format_duration
 from infra import config
 from infra.config import Cloud, ConfigError
-from infra.model import format_duration
 from infra.peer import Peer
 from infra.site import Site
 

@@ -5,7 +5,7 @@
     python -m infra.runbooks --commands   # list every command the runbooks name
 
 Each runbook in docs/runbooks/ (one per scenario of the plan) carries a block with the RPO
-and RTO this topology achieves for its scenario: `infra.model.achieved_objectives` on the
+and RTO this topology achieves for its scenario: `drplan.recovery.achieved_objectives` on the
 prod stack's configuration (Pulumi.prod.yaml), with the recovery source and its
 derivation. The block is generated, so the document cannot drift from the model; the tests
 check it, and check that every command in the runbooks' ```bash blocks exists here.
@@ -20,7 +20,10 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from infra import config, model
+from drplan.objectives import Scenario
+from drplan.periods import format_duration
+from drplan.recovery import ASSUMPTIONS, Achieved, Assumptions
+from infra import config
 from infra.mockrun import ROOT, load_stack_config
 
 RUNBOOK_DIR = ROOT / "docs" / "runbooks"
@@ -29,7 +32,7 @@ END = "<!-- END objectives -->"
 _BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 
 
-def runbook_path(scenario: model.Scenario) -> Path:
+def runbook_path(scenario: Scenario) -> Path:
     return RUNBOOK_DIR / f"{scenario.value}.md"
 
 
@@ -45,12 +48,12 @@ def stack_config(stack: str = "prod") -> config.StackConfig:
     return config.parse(raw, raw_file.get("aws:region"))
 
 
-def achieved(stack: str = "prod") -> dict[model.Scenario, model.Achieved]:
+def achieved(stack: str = "prod") -> dict[Scenario, Achieved]:
     return {a.scenario: a for a in config.check_objectives(stack_config(stack))}
 
 
-def objectives_block(a: model.Achieved, assumptions: model.Assumptions = model.ASSUMPTIONS) -> str:
-    fmt = model.format_duration
+def objectives_block(a: Achieved, assumptions: Assumptions = ASSUMPTIONS) -> str:
+    fmt = format_duration
     stated = fields(assumptions)
     if a.source is None:
         body = "This topology has no recovery source that survives this scenario."
@@ -61,9 +64,9 @@ def objectives_block(a: model.Achieved, assumptions: model.Assumptions = model.A
             f"| this topology achieves | {fmt(a.rpo)} | {fmt(a.rto)} |\n\n"
             f"Objective {'met' if a.met else 'MISSED'}. Recovery source: **{a.source.name}**.\n\n"
             f"How: {a.source.derivation}.\n\n"
-            "Derived by `infra.model.achieved_objectives` from the prod stack's configuration "
+            "Derived by `drplan.recovery.achieved_objectives` from the prod stack's configuration "
             f"(database.sizeGb, warm standby, vault lock) and these stated assumptions "
-            "(`infra.model.Assumptions`; the drill measures the same steps): "
+            "(`infra.Assumptions`; the drill measures the same steps): "
             + ", ".join(f"{f.name.replace('_', ' ')} {_value(getattr(assumptions, f.name))}" for f in stated)
             + "."
         )
@@ -71,7 +74,7 @@ def objectives_block(a: model.Achieved, assumptions: model.Assumptions = model.A
 
 
 def _value(v) -> str:
-    return model.format_duration(v) if hasattr(v, "total_seconds") else f"{v:g}"
+    return format_duration(v) if hasattr(v, "total_seconds") else f"{v:g}"
 
 
 def stale(stack: str = "prod") -> list[Path]:

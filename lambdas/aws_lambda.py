@@ -1,6 +1,6 @@
 """AWS Lambda entry points (container image; see lambdas/Dockerfile).
 
-    lambdas.aws_lambda.backup_handler   scheduled by EventBridge (cron from infra.model)
+    lambdas.aws_lambda.backup_handler   scheduled by EventBridge (cron from drplan)
     lambdas.aws_lambda.verify_handler   the weekly restore test
 
 Configuration comes from the function's environment, the event may override fields

@@ -6,7 +6,7 @@ blocks, so nothing else may construct it; tests and `infra.policy_check` import
 import sys
 from pathlib import Path
 
-# The CLI runs this file with policy/ on sys.path; the rules import the DR model from infra/.
+# The CLI runs this file with policy/ on sys.path; the rules import the plan from drplan/.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)

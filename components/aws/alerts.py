@@ -7,7 +7,7 @@ documented key-policy statements), a topic policy that admits only this account'
 and rules, and e-mail / HTTPS subscriptions. `AlertTopic.alarm` and `AlertTopic.on_event`
 create alarms and rules wired to the topic (alarm and OK actions, so a recovery is heard
 too). Thresholds are passed in by the caller (infra/aws/monitoring.py derives each from
-infra.model); nothing here invents a number of the plan.
+drplan); nothing here invents a number of the plan.
 """
 
 from __future__ import annotations

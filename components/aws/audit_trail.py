@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import Period, Retention
+from drplan.periods import Period
+from drplan.retention import Retention
 
 from .kms import CustomerKey, CustomerKeyArgs
 from .replicated_bucket import AccessLogBucket, ReplicatedBucket, ReplicatedBucketArgs

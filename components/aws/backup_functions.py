@@ -3,8 +3,8 @@
 One container image (lambdas/Dockerfile) serves both functions; each gets its own
 least-privilege role, log group, dead-letter queue target and schedule:
 
-  backup  daily at the model's full-backup slot (infra.model.SCHEDULES.full_backup_cron)
-  verify  weekly, after the weekly backup has landed (SCHEDULES.restore_test_cron)
+  backup  daily at the model's full-backup slot (the model's schedule, rendered by components/aws/cron.py)
+  verify  weekly, after the weekly backup has landed (cron.restore_test)
 
 Both run in the site's private subnets with the network's `functions` security group
 (allowed to reach the database on 5432 and AWS APIs through VPC endpoints only).
@@ -26,8 +26,13 @@ from datetime import timedelta
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import BACKUP_OVERDUE_AFTER, HOUR, SCHEDULES, Period, Schedules, Tier
-from lambdas.core import layout
+from drplan import layout
+from drplan.handover import ENV_VAR as POLICY_ENV
+from drplan.handover import BackupPolicy
+from drplan.periods import HOUR, Period
+from drplan.thresholds import BACKUP_OVERDUE_AFTER
+
+from . import cron
 
 # Lambda's ceiling for one invocation.
 LAMBDA_MAX_TIMEOUT = timedelta(minutes=15)
@@ -63,7 +68,8 @@ class BackupFunctionsArgs:
     bucket_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the backup bucket's key: the only key the functions use for data
     database: str
-    tier: Tier
+    # The deployment's effective plan (tier, retention with overrides, slot): BACKUP_POLICY.
+    policy: BackupPolicy
     subnet_ids: list[pulumi.Input[str]]
     security_group_ids: list[pulumi.Input[str]]
     log_retention: Period  # as long as the audit requirement (model: audit_logs)
@@ -77,7 +83,6 @@ class BackupFunctionsArgs:
     verify_secret_kms_key_arn: pulumi.Input[str] | None = None
     prefix: str = "postgres"
     object_lock: bool = True  # the bucket has Object Lock: refuse to write unlocked backups
-    schedules: Schedules = SCHEDULES
     enabled: bool = True  # schedules ENABLED (a standby DR site: DISABLED until activation)
     timeout: timedelta = LAMBDA_MAX_TIMEOUT
     memory_mb: int = 2048
@@ -249,7 +254,7 @@ class BackupFunctions(pulumi.ComponentResource):
             "BACKUP_DATABASE": args.database,
             "BACKUP_BUCKET": args.bucket_name,
             "BACKUP_PREFIX": args.prefix,
-            "BACKUP_TIER": args.tier.value,
+            "BACKUP_TIER": args.policy.tier.value,
         }
         secrets = {
             "backup": (args.db_secret_arn, args.db_secret_kms_key_arn),
@@ -266,8 +271,9 @@ class BackupFunctions(pulumi.ComponentResource):
                     **_secret_env(secrets["backup"][0], args.db_host),
                     "BACKUP_KMS_KEY_ID": args.kms_key_arn,
                     "BACKUP_OBJECT_LOCK": "on" if args.object_lock else "auto",
+                    POLICY_ENV: args.policy.to_json(),
                 },
-                args.schedules.full_backup_cron,
+                cron.daily(args.policy.schedules),
             ),
             "verify": (
                 VERIFY_HANDLER,
@@ -280,7 +286,7 @@ class BackupFunctions(pulumi.ComponentResource):
                     # The newest backup must be from the last slot: older is a missed backup.
                     "VERIFY_MAX_AGE_HOURS": str(int(BACKUP_OVERDUE_AFTER / HOUR)),
                 },
-                args.schedules.restore_test_cron,
+                cron.restore_test(args.policy.schedules),
             ),
         }
         self.functions, self.roles, self.log_groups, self.schedules = {}, {}, {}, {}
@@ -369,13 +375,13 @@ class BackupFunctions(pulumi.ComponentResource):
             opts=child,
         )
         self.scheduler_role = scheduler_role
-        for key, (_h, _p, _e, cron) in specs.items():
+        for key, (_h, _p, _e, expression) in specs.items():
             self.schedules[key] = aws.scheduler.Schedule(
                 f"{name}-{key}",
                 region=region,
                 name=f"{args.name_prefix}-{key}",
-                description=f"{key} of {args.database} ({cron}, UTC; from infra.model)",
-                schedule_expression=cron,
+                description=f"{key} of {args.database} ({expression}, UTC; from drplan)",
+                schedule_expression=expression,
                 schedule_expression_timezone="UTC",
                 flexible_time_window={"mode": "OFF"},
                 state="ENABLED" if args.enabled else "DISABLED",

@@ -11,7 +11,7 @@ and a continuous-backup rule (point-in-time recovery); every rule copies to the 
 Resources are selected by tag. A weekly restore test restores the latest recovery point
 and keeps it for a validation window.
 
-All numbers come from infra.model; `rule_specs` is pure so that both sites (the prod plan
+All numbers come from drplan; `rule_specs` is pure so that both sites (the prod plan
 and the dr stack's locked vault) derive the same bounds from it.
 """
 
@@ -24,16 +24,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import (
-    COLD_STORAGE_AFTER,
-    COLD_STORAGE_MIN_STAY,
-    RESTORE_VALIDATION_WINDOW,
-    SCHEDULES,
-    GfsClass,
-    Retention,
-    Schedules,
-)
+from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, GfsClass, Retention
+from drplan.schedules import SCHEDULES, Schedules
+from drplan.thresholds import RESTORE_VALIDATION_WINDOW
 
+from . import cron
 from .kms import CustomerKey
 
 # Resources carrying this tag are backed up (the database, the file buckets).
@@ -69,19 +64,13 @@ class RuleSpec:
 
 def rule_specs(retention: Retention, schedules: Schedules = SCHEDULES) -> list[RuleSpec]:
     """The plan's rules for a tier; every number from the model."""
-    crons = {
-        GfsClass.DAILY: schedules.full_backup_cron,
-        GfsClass.WEEKLY: schedules.weekly_cron,
-        GfsClass.MONTHLY: schedules.monthly_cron,
-        GfsClass.YEARLY: schedules.yearly_cron,
-    }
     if retention.wal.days > CONTINUOUS_MAX_RETENTION_DAYS:
         raise ValueError(f"continuous backups are kept at most {CONTINUOUS_MAX_RETENTION_DAYS} days")
     specs = [
         # Continuous WAL: point-in-time recovery for the model's WAL retention.
-        RuleSpec("continuous", schedules.full_backup_cron, retention.wal.days, continuous=True),
+        RuleSpec("continuous", cron.daily(schedules), retention.wal.days, continuous=True),
         # Snapshots every `incremental_every`: the DR copies' recovery point objective.
-        RuleSpec("incremental", schedules.incremental_cron, retention.incremental.days),
+        RuleSpec("incremental", cron.incremental(schedules), retention.incremental.days),
     ]
     for gfs in retention.classes:
         days = retention.for_class(gfs).days
@@ -90,7 +79,7 @@ def rule_specs(retention: Retention, schedules: Schedules = SCHEDULES) -> list[R
             cold = COLD_STORAGE_AFTER.days
             if days < cold + COLD_STORAGE_MIN_STAY.days:
                 raise ValueError(f"{gfs.value}: delete_after {days} d < cold storage {cold} d + 90 d")
-        specs.append(RuleSpec(gfs.value, crons[gfs], days, cold_storage_after_days=cold))
+        specs.append(RuleSpec(gfs.value, cron.for_class(schedules, gfs), days, cold_storage_after_days=cold))
     return specs
 
 
@@ -330,7 +319,7 @@ class GfsBackupPlan(pulumi.ComponentResource):
             f"{name}-restore-test",
             region=args.region,
             name=plan_name,
-            schedule_expression=args.schedules.restore_test_cron,
+            schedule_expression=cron.restore_test(args.schedules),
             schedule_expression_timezone="Etc/UTC",
             recovery_point_selection={
                 "algorithm": "LATEST_WITHIN_WINDOW",

@@ -23,7 +23,8 @@ from datetime import timedelta
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import BACKUP_WINDOW_GAP, SCHEDULES, Schedules
+from drplan.schedules import SCHEDULES, Schedules
+from drplan.thresholds import BACKUP_WINDOW_GAP
 
 from .backup_plan import SELECTION_TAG
 from .kms import CustomerKey

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import HEALTH_CHECK_FAILURES, HEALTH_CHECK_INTERVAL
+from drplan.thresholds import HEALTH_CHECK_FAILURES, HEALTH_CHECK_INTERVAL
 
 PRIMARY = "PRIMARY"
 SECONDARY = "SECONDARY"

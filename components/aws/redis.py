@@ -16,7 +16,7 @@ from datetime import timedelta
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import SCHEDULES, Schedules
+from drplan.schedules import SCHEDULES, Schedules
 
 from .kms import CustomerKey
 from .windows import daily_window, weekly_window

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, Period, Retention
+from drplan.periods import Period
+from drplan.retention import MULTIPART_ABORT, Retention
+from drplan.thresholds import REPLICATION_TIME_CONTROL
 
 from .kms import CustomerKey
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from infra.model import Schedules
+from drplan.schedules import Schedules
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -11,7 +11,7 @@ configuration (environment variables, lambdas/README.md) as the Lambda functions
 - restricted pod security: non-root (the image's user 10001), read-only root filesystem, no
   privilege escalation, all capabilities dropped; `/tmp` is an emptyDir.
 
-Schedules are the model's (`SCHEDULES.full_backup_k8s_cron`, the verify cron), in UTC
+Schedules are the model's, rendered by components/k8s/cron.py, in UTC
 (`timeZone: Etc/UTC`).
 """
 
@@ -23,21 +23,12 @@ from datetime import timedelta
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.model import SCHEDULES, Schedules
+from drplan.schedules import SCHEDULES, Schedules
+
+from . import cron
 
 IMAGE_USER = 10001  # lambdas/Dockerfile: USER 10001:10001
 COMMANDS = {"backup": ["lambdas", "backup"], "verify": ["lambdas", "verify"]}
-
-
-def aws_cron_to_k8s(expr: str) -> str:
-    """An EventBridge cron (`cron(m h dom mon dow year)`) as a 5-field Kubernetes schedule."""
-    inner = expr.removeprefix("cron(").removesuffix(")").split()
-    if len(inner) != 6:
-        raise ValueError(f"not an EventBridge cron expression: {expr}")
-    minute, hour, dom, month, dow, _year = inner
-    dom = "*" if dom == "?" else dom
-    dow = "*" if dow == "?" else dow
-    return f"{minute} {hour} {dom} {month} {dow}"
 
 
 @dataclass
@@ -80,8 +71,8 @@ class BackupCronJobs(pulumi.ComponentResource):
             opts=child,
         )
         schedules = {
-            "backup": args.schedules.full_backup_k8s_cron,
-            "verify": aws_cron_to_k8s(args.schedules.restore_test_cron),
+            "backup": cron.daily(args.schedules),
+            "verify": cron.restore_test(args.schedules),
         }
         deadline = int(args.deadline.total_seconds())
         self.cronjobs = {}

@@ -26,9 +26,10 @@ from components.aws.backup_functions import BackupFunctions, BackupFunctionsArgs
 from components.aws.kms import CustomerKey
 from components.aws.replicated_bucket import ReplicatedBucket
 from components.aws.secrets import replica_arn
+from drplan import layout
+from drplan.handover import ENV_VAR as POLICY_ENV
 from infra.aws.buckets import site_bucket
 from infra.site import Site
-from lambdas.core import layout
 
 REPOSITORY = "postoucancer/{tier}/backup-functions"
 PREFIX = "postgres"
@@ -141,7 +142,7 @@ def build(site: Site) -> None:
             bucket_name=bucket.bucket.bucket,
             kms_key_arn=key.arn,
             database=cfg.database.name,
-            tier=cfg.tier,
+            policy=cfg.backup_policy,
             subnet_ids=network.private_subnet_ids,
             security_group_ids=[network.functions_sg.id],
             log_retention=cfg.retention_policy.audit_logs,
@@ -228,7 +229,12 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
             namespace=cfg.app.namespace,
             image=image,
             environment={
-                "backup": {**common, "BACKUP_KMS_KEY_ID": key.arn, "BACKUP_OBJECT_LOCK": "on"},
+                "backup": {
+                    **common,
+                    "BACKUP_KMS_KEY_ID": key.arn,
+                    "BACKUP_OBJECT_LOCK": "on",
+                    POLICY_ENV: cfg.backup_policy.to_json(),
+                },
                 "verify": {**common, "VERIFY_RECORD": "true"},
             },
             deadline=cfg.functions.timeout,

@@ -22,8 +22,9 @@ The GDPR functions themselves (roles, Lambda handlers, export bucket) are not de
 
 from __future__ import annotations
 
+from drplan.periods import Period, days
+from drplan.retention import Retention
 from infra.aws.buckets import site_bucket
-from infra.model import Period, Retention, days
 from infra.site import Site
 
 # lambdas.core.gdpr.DEFAULT_LEDGER_PREFIX (not imported: that module pulls in psycopg).

@@ -1,7 +1,7 @@
 """Monitoring and alerting of a site (plan: "Monitoring and Alerting"): one SNS topic per site
 under a customer key, the alarms and EventBridge rules that publish to it, a dashboard.
 
-Every threshold below comes from infra.model (or, for the storage quota, the stack config);
+Every threshold below comes from drplan (or, for the storage quota, the stack config);
 `ALARMS` documents where. An alarm is created only for what the site actually runs: a DR
 site that is not activated takes no backups (its schedules are off), so "backup overdue"
 would page forever there; it watches its replica's lag and the DR-site health instead.
@@ -18,16 +18,13 @@ from typing import Any
 import pulumi
 
 from components.aws.alerts import AlertTopic, AlertTopicArgs, Dashboard, DashboardArgs
-from infra.model import (
-    ASSUMPTIONS,
-    BACKUP_OVERDUE_AFTER,
-    HOUR,
-    PLAN_OBJECTIVE,
-    REPLICATION_TIME_CONTROL,
-    SCENARIO_OBJECTIVES,
-)
+from drplan.names import METRIC_NAMESPACE as NAMESPACE
+from drplan.names import METRIC_SERVICE as SERVICE
+from drplan.objectives import PLAN_OBJECTIVE, SCENARIO_OBJECTIVES
+from drplan.periods import HOUR
+from drplan.recovery import ASSUMPTIONS
+from drplan.thresholds import BACKUP_OVERDUE_AFTER, REPLICATION_TIME_CONTROL
 from infra.site import Site
-from lambdas.core.telemetry import NAMESPACE, SERVICE
 
 ROUTE53_METRICS_REGION = "us-east-1"
 # The period of the function-metric alarms: the overdue alarm counts whole hours.

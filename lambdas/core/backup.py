@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.model import RETENTION, gfs_class, schedule_slot
+from drplan import layout
+from drplan.retention import gfs_class
+from drplan.schedules import schedule_slot
 
-from . import VERSION, layout
+from . import VERSION
 from .audit import Actor, AuditEvent
 from .config import BackupRequest
 from .errors import AlreadyExists, BackupFailed, DataPlaneError, NotFound
@@ -59,9 +61,10 @@ def run_backup(
     started = now or datetime.now(UTC)
     t0 = time.monotonic()
     run_id = run_id or f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
-    slot = schedule_slot((req.at or started).astimezone(UTC))
-    retention = RETENTION[req.tier]
-    gfs = gfs_class(slot.date(), retention)
+    plan = req.policy
+    slot = schedule_slot((req.at or started).astimezone(UTC), plan.schedules)
+    retention = plan.retention
+    gfs = gfs_class(slot.date(), retention, plan.schedules)
     mkey = layout.manifest_key(req.prefix, req.database, slot)
     resource = {"database": req.database, "slot": layout.slot_id(slot), "gfs_class": gfs.value,
                 "manifest_key": mkey, "run_id": run_id}
@@ -107,7 +110,7 @@ def run_backup(
     )
     dkey = layout.data_key(req.prefix, req.database, slot, run_id)
     resource["object_key"] = dkey
-    log.info("backup starting", extra={**resource, "object_lock": lock, "tier": req.tier.value})
+    log.info("backup starting", extra={**resource, "object_lock": lock, "tier": plan.tier.value})
 
     try:
         obj, stats, counts, versions = _dump_and_upload(req, store, db, dkey, options)
@@ -117,7 +120,7 @@ def run_backup(
 
     finished = datetime.now(UTC)
     manifest = Manifest(
-        run_id=run_id, database=req.database, tier=req.tier, slot=slot, gfs_class=gfs,
+        run_id=run_id, database=req.database, tier=plan.tier, slot=slot, gfs_class=gfs,
         object_key=dkey, version_id=obj.version_id, stored_bytes=stats.stored_bytes, raw_bytes=stats.raw_bytes,
         sha256=stats.sha256, compression=f"{ALGORITHM}-{req.compression_level}", dump_format="pg_dump -Fc -Z0",
         encryption_key=kms_key, lock_mode="COMPLIANCE" if lock else None, retain_until=retain_until,

@@ -11,20 +11,23 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from infra.model import Tier
+from drplan.handover import ENV_VAR as POLICY_ENV
+from drplan.handover import BackupPolicy
+from drplan.retention import Tier
 
 from .errors import InvalidRequest
 
@@ -32,6 +35,16 @@ _DB_NAME = r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$"
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 _PREFIX = r"^[A-Za-z0-9!_.*'()/-]{0,200}$"
+
+
+def _policy(value: Any) -> BackupPolicy:
+    if isinstance(value, BackupPolicy):
+        return value
+    return BackupPolicy.from_json(value)
+
+
+# The deployment's effective retention and slot rules (drplan.handover), set by the stack.
+Policy = Annotated[BackupPolicy, PlainValidator(_policy)]
 
 
 class _Request(BaseModel):
@@ -84,6 +97,7 @@ class BackupRequest(_Request):
         "compression_threads": "BACKUP_COMPRESSION_THREADS",
         "part_size_mb": "BACKUP_PART_SIZE_MB",
         "object_lock": "BACKUP_OBJECT_LOCK",
+        "policy": POLICY_ENV,
     }
     FIX: ClassVar[dict[str, str]] = {
         **_COMMON_FIX,
@@ -93,6 +107,9 @@ class BackupRequest(_Request):
         "compression_threads": "use 0 (single-threaded) to 64 compression threads",
         "part_size_mb": "use a part size from 5 to 512 MiB (default 8; S3 allows 10,000 parts: 8 MiB parts = 78 GiB)",
         "object_lock": "use auto (lock when the bucket has Object Lock), on, or off",
+        "policy": f"set env {POLICY_ENV} (the stack sets it) or event.policy to the deployment's effective plan, "
+        'e.g. {"tier": "prod", "slotUtc": "02:00", "weeklyOn": "sunday", "retention": {"daily": "30d", '
+        '"weekly": "12w", "monthly": "12mo", "yearly": "7y"}}',
     }
 
     kms_key_id: str = Field(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_-]+$")
@@ -101,6 +118,14 @@ class BackupRequest(_Request):
     compression_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=64)
     part_size_mb: int = Field(default=8, ge=5, le=512)
     object_lock: Literal["auto", "on", "off"] = "auto"
+    # Not defaulted from the image: a stack's retention override must decide the lock date.
+    policy: Policy
+
+    @model_validator(mode="after")
+    def _tier_matches_policy(self):
+        if "tier" in self.model_fields_set and self.tier is not self.policy.tier:
+            raise ValueError(f"tier {self.tier.value!r} disagrees with the policy's tier {self.policy.tier.value!r}")
+        return self
 
 
 class Probe(BaseModel):

@@ -42,11 +42,10 @@ import psycopg
 from psycopg import sql
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
-from infra.model import RETENTION
+from drplan import layout
 
-from . import layout
 from .audit import Actor, AuditEvent
-from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _DB_NAME, _PREFIX, _Request
+from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _DB_NAME, _PREFIX, POLICY_ENV, BackupRequest, Policy, _Request
 from .errors import AlreadyExists, DataPlaneError, NotFound
 from .pg import DbConn
 from .storage import ObjectStore, WriteOptions
@@ -59,7 +58,7 @@ DEFAULT_EXPORT_PREFIX = "gdpr/exports"
 SCRATCH_PREFIX = "gdpr_export"  # scratch databases: gdpr_export_<slot>_<random>
 LEDGER_TAG = {"gdpr": "erasure"}
 # An erasure entry outlives every backup that can hold the user: a backup taken just before
-# the erasure is kept at most RETENTION[tier].longest; one more day covers the slot.
+# the erasure is kept at most the policy's longest retention; one more day covers the slot.
 LEDGER_MARGIN = timedelta(days=1)
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # integer ids and UUIDs; safe as a key component
@@ -112,6 +111,7 @@ class RecordErasureRequest(_GdprRequest):
         **_GDPR_ENV,
         "kms_key_id": "GDPR_LEDGER_KMS_KEY_ID",
         "object_lock": "GDPR_LEDGER_OBJECT_LOCK",
+        "policy": POLICY_ENV,
     }
     FIX: ClassVar[dict[str, str]] = {
         **_GDPR_FIX,
@@ -120,6 +120,7 @@ class RecordErasureRequest(_GdprRequest):
         "reference": "give a ticket/request id of at most 200 printable ASCII characters (no personal data)",
         "object_lock": "use auto (lock when the ledger bucket has Object Lock), on, or off",
         "apply": "true to also delete the user in the database now, false to only record",
+        "policy": BackupRequest.FIX["policy"],
     }
 
     user_id: str = Field(pattern=USER_ID_PATTERN)
@@ -129,6 +130,8 @@ class RecordErasureRequest(_GdprRequest):
     object_lock: Literal["auto", "on", "off"] = "auto"
     apply: bool = False
     target_database: str | None = Field(default=None, pattern=_DB_NAME)
+    # The entry must outlive every backup holding the user: the deployment's longest retention.
+    policy: Policy
 
     @field_validator("user_id", mode="before")
     @classmethod
@@ -404,7 +407,7 @@ def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | 
         if req.object_lock == "on" and not lockable:
             raise GdprError(f"object_lock=on but bucket {req.ledger_bucket} has no Object Lock",
                             cause="object_lock_unavailable")
-        retain = now + RETENTION[req.tier].longest.delta + LEDGER_MARGIN if lockable else None
+        retain = now + req.policy.retention.longest.delta + LEDGER_MARGIN if lockable else None
         try:
             stored = ledger.put_if_absent(key, json.dumps(entry, indent=2).encode(),
                                           WriteOptions(encryption_key=kms, tags=LEDGER_TAG, retain_until=retain))

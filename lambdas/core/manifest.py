@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from infra.model import GfsClass, Tier
+from drplan.layout import MANIFEST_FORMAT
+from drplan.retention import GfsClass, Tier
 
 from .errors import VerifyFailed
-from .layout import MANIFEST_FORMAT
 
 
 class Manifest(BaseModel):

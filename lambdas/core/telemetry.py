@@ -11,10 +11,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from drplan.names import METRIC_NAMESPACE, METRIC_SERVICE
+
 from . import audit
 
-NAMESPACE = "PostOuCancer/Backups"
-SERVICE = "postoucancer-backup"
+NAMESPACE = METRIC_NAMESPACE
+SERVICE = METRIC_SERVICE
 
 
 @dataclass

@@ -23,7 +23,8 @@ from typing import Any
 
 from psycopg import sql
 
-from . import layout
+from drplan import layout
+
 from .audit import Actor, AuditEvent
 from .config import Probe, VerifyRequest
 from .errors import DataPlaneError, NotFound, VerifyFailed

@@ -20,8 +20,8 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from infra.config import PROJECT, Role
-from infra.model import Tier
+from drplan.names import PROJECT, Role
+from drplan.retention import Tier
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: Pulumi.<stack>.yaml live here
 STACK_TYPE = "pulumi:pulumi:Stack"

@@ -6,8 +6,8 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, ReportViolation, StackValidationPolicy
 
-from infra.config import Role
-from infra.model import RETENTION, SCHEDULES, GfsClass, Retention, Tier
+from drplan.names import Role
+from drplan.retention import RETENTION, GfsClass, Retention, Tier
 
 from ._util import (
     BUCKET,
@@ -153,12 +153,24 @@ backup_rule_copies_cross_region = StackValidationPolicy(
 
 # --- retention floors ----------------------------------------------------------------
 
-_CRON_CLASS = {
-    SCHEDULES.full_backup_cron: GfsClass.DAILY,
-    SCHEDULES.weekly_cron: GfsClass.WEEKLY,
-    SCHEDULES.monthly_cron: GfsClass.MONTHLY,
-    SCHEDULES.yearly_cron: GfsClass.YEARLY,
-}
+def cron_cadence(schedule: str) -> GfsClass | str | None:
+    """What an AWS cron expression's shape says a rule is (whatever the time of day):
+    a GFS generation, "incremental" (an hour step), or None when it is none of them."""
+    fields = schedule.strip().removeprefix("cron(").removesuffix(")").split()
+    if len(fields) != 6:
+        return None
+    _minute, hour, dom, month, dow, _year = fields
+    if "/" in hour:
+        return "incremental"
+    if dom == "1" and month == "1" and dow == "?":
+        return GfsClass.YEARLY
+    if dom == "1" and month == "*" and dow == "?":
+        return GfsClass.MONTHLY
+    if dom == "?" and month == "*" and dow not in ("*", "?"):
+        return GfsClass.WEEKLY
+    if dom == "*" and month == "*" and dow == "?":
+        return GfsClass.DAILY
+    return None
 
 
 def rule_floor(rule: Any, retention: Retention) -> tuple[str, int]:
@@ -166,13 +178,14 @@ def rule_floor(rule: Any, retention: Retention) -> tuple[str, int]:
     if truthy(get(rule, "enableContinuousBackup")):
         return "continuous (WAL)", retention.wal.days
     schedule = str(get(rule, "schedule") or "").replace("  ", " ")
-    gfs = _CRON_CLASS.get(schedule)
+    cadence = cron_cadence(schedule)
+    gfs = cadence if isinstance(cadence, GfsClass) else None
     if gfs is None:
         name = str(get(rule, "ruleName") or "").lower()
         gfs = next((c for c in GfsClass if c.value in name), None)
     if gfs is not None and gfs in retention.classes:
         return gfs.value, retention.for_class(gfs).days
-    if schedule == SCHEDULES.incremental_cron:
+    if cadence == "incremental":
         return "incremental", retention.incremental.days
     return f"unclassified ({schedule or 'no schedule'})", retention.shortest.days
 
@@ -297,7 +310,7 @@ def _expiration_floor(rule: Any, retention: Retention, is_log: bool, backups: bo
 retention_at_least_tier_minimum = StackValidationPolicy(
     name="retention-at-least-tier-minimum",
     description=(
-        "Every retention is at least the tier's minimum from infra.model.RETENTION: each AWS Backup rule "
+        "Every retention is at least the tier's minimum from drplan.retention.RETENTION: each AWS Backup rule "
         "and its copies keep at least their GFS generation (daily/weekly/monthly/yearly by schedule or "
         "name; continuous backup the WAL window) and the plan keeps something as long as the tier's "
         "longest generation; vault-lock maxRetentionDays admits that; RDS "

@@ -11,8 +11,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.config import Role
-from infra.model import RETENTION
+from drplan.names import Role
+from drplan.retention import RETENTION
 
 from ._util import SITE_SCHEMA, Stack, as_list, each_known, get, label, number, stack_policy, truthy
 
@@ -123,7 +123,7 @@ rds_backup_retention = StackValidationPolicy(
     name="rds-backup-retention",
     description=(
         "Every RDS instance or cluster that is not a replica keeps automated backups at least the tier's "
-        "WAL retention from infra.model.RETENTION (7 d): continuous WAL archiving and point-in-time recovery. "
+        "WAL retention from drplan.retention.RETENTION (7 d): continuous WAL archiving and point-in-time recovery. "
         "Mandatory: it is the RPO of the plan for database corruption and accidental deletion."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,

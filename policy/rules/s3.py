@@ -8,8 +8,9 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, ReportViolation, StackValidationPolicy
 
-from infra.config import Role
-from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL
+from drplan.names import Role
+from drplan.retention import MULTIPART_ABORT
+from drplan.thresholds import REPLICATION_TIME_CONTROL
 
 from ._util import (
     BUCKET,

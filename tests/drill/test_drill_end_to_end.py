@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from drill.local import PG_BIN
-from infra.model import SCENARIO_OBJECTIVES, Scenario
+from drplan.objectives import SCENARIO_OBJECTIVES, Scenario
 
 pytestmark = [
     pytest.mark.postgres,

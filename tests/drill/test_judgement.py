@@ -11,7 +11,7 @@ from drill.cli import parse_args
 from drill.integrity import exactness, loss, prefix_gaps
 from drill.load import Ack, Ledger
 from drill.report import ScenarioResult, as_json, as_table
-from infra.model import SCENARIO_OBJECTIVES, Scenario
+from drplan.objectives import SCENARIO_OBJECTIVES, Scenario
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -1,17 +1,14 @@
 """Monitoring and alerting (issue 7, points 1 and 2): every alarm of the plan exists per site,
-publishes to the site's encrypted topic, and its threshold traces to infra.model."""
+publishes to the site's encrypted topic, and its threshold traces to drplan."""
 
 import json
 import re
 
 import pytest
 
-from infra.model import (
-    ASSUMPTIONS,
-    BACKUP_OVERDUE_AFTER,
-    REPLICATION_TIME_CONTROL,
-    SCENARIO_OBJECTIVES,
-)
+from drplan.objectives import SCENARIO_OBJECTIVES
+from drplan.recovery import ASSUMPTIONS
+from drplan.thresholds import BACKUP_OVERDUE_AFTER, REPLICATION_TIME_CONTROL
 from lambdas.core.telemetry import NAMESPACE, SERVICE
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

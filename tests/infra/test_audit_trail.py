@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.aws.audit_trail import LOG_PREFIX
-from infra.model import RETENTION, Tier
+from drplan.retention import RETENTION, Tier
 
 TRAIL = "aws:cloudtrail/trail:Trail"
 BUCKET = "aws:s3/bucket:Bucket"

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from components.aws.backup_functions import LOG_RETENTION_DAYS, log_retention_days
-from components.k8s.backup_cronjobs import aws_cron_to_k8s
-from infra.model import BACKUP_OVERDUE_AFTER, HOUR, MULTIPART_ABORT, RETENTION, SCHEDULES, Tier, years
-from lambdas.core import layout
+from drplan import layout
+from drplan.periods import HOUR, days, years
+from drplan.retention import MULTIPART_ABORT, RETENTION, Tier
+from drplan.thresholds import BACKUP_OVERDUE_AFTER
 from policy.rules.access import BACKUP_DESTROYING_ACTIONS
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -224,7 +225,10 @@ def test_log_groups_keep_logs_as_long_as_the_audit_requirement(prod):
 
 
 def test_log_retention_picks_the_shortest_allowed_value_covering_the_period():
-    assert log_retention_days(years(7)) == min(d for d in LOG_RETENTION_DAYS if d >= years(7).days)
+    # CloudWatch Logs accepts 2557 days (7 years) as a retention value: exactly the plan's audit retention.
+    assert 2557 in LOG_RETENTION_DAYS
+    assert log_retention_days(years(7)) == 2557
+    assert log_retention_days(days(8)) == 14  # the next allowed value above, never below
     with pytest.raises(ValueError):
         log_retention_days(years(20))
 
@@ -234,7 +238,8 @@ def test_log_retention_picks_the_shortest_allowed_value_covering_the_period():
 
 def test_schedules_come_from_the_model_with_retries_and_dlq(prod):
     dlq = prod.one("aws:sqs/queue:Queue", "primary-pg-dlq")
-    expected = {"backup": SCHEDULES.full_backup_cron, "verify": SCHEDULES.restore_test_cron}
+    # The plan: full backups daily at 02:00 UTC; the weekly restore test 4 h after Sunday's.
+    expected = {"backup": "cron(0 2 * * ? *)", "verify": "cron(0 6 ? * SUN *)"}
     for fn, cron in expected.items():
         s = prod.one(SCHEDULE, f"primary-pg-{fn}")
         assert s.inputs["scheduleExpression"] == cron
@@ -248,7 +253,6 @@ def test_schedules_come_from_the_model_with_retries_and_dlq(prod):
         assert invoke.inputs["maximumRetryAttempts"] >= 1
         # Retries give up before the backup counts as overdue.
         assert invoke.inputs["maximumEventAgeInSeconds"] < BACKUP_OVERDUE_AFTER.total_seconds()
-    assert SCHEDULES.full_backup_cron == "cron(0 2 * * ? *)"  # the plan's 02:00 UTC
 
 
 def test_dr_schedules_are_off_until_activation(dr, pair_prod):
@@ -297,8 +301,8 @@ def test_cronjobs_forbid_concurrency_and_are_bounded(k8s_prod):
     jobs = {r.name: r for r in k8s_prod.of_type("kubernetes:batch/v1:CronJob")}
     assert set(jobs) == {"primary-pg-cron-backup", "primary-pg-cron-verify"}
     backup = jobs["primary-pg-cron-backup"].inputs["spec"]
-    assert backup["schedule"] == SCHEDULES.full_backup_k8s_cron and backup["timeZone"] == "Etc/UTC"
-    assert jobs["primary-pg-cron-verify"].inputs["spec"]["schedule"] == aws_cron_to_k8s(SCHEDULES.restore_test_cron)
+    assert backup["schedule"] == "0 2 * * *" and backup["timeZone"] == "Etc/UTC"
+    assert jobs["primary-pg-cron-verify"].inputs["spec"]["schedule"] == "0 6 * * SUN"
     sa = k8s_prod.one("kubernetes:core/v1:ServiceAccount", "primary-pg-cron-functions")
     for job in jobs.values():
         spec = job.inputs["spec"]
@@ -317,11 +321,6 @@ def test_cronjobs_forbid_concurrency_and_are_bounded(k8s_prod):
     assert assoc.inputs["serviceAccount"] == sa.inputs["metadata"]["name"]
     assert assoc.inputs["roleArn"] == _exact(k8s_prod, "aws:iam/role:Role", "primary-pg-cron").outputs["arn"]
     assert not k8s_prod.of_type(FUNCTION), "one runner at a time"
-
-
-def test_aws_cron_converts_to_kubernetes():
-    assert aws_cron_to_k8s("cron(0 6 ? * SUN *)") == "0 6 * * SUN"
-    assert aws_cron_to_k8s(SCHEDULES.full_backup_cron) == SCHEDULES.full_backup_k8s_cron
 
 
 def test_verify_can_restore_on_a_separate_server(pair_prod):

@@ -1,10 +1,11 @@
 """AWS Backup (issue 3, point 4): vaults, the GFS plan, DR copies into a locked vault,
-tag selection, restore testing; every number traced to infra.model."""
+tag selection, restore testing; every number traced to drplan."""
 
 import json
 
 import pytest
 
+from components.aws import cron as aws_cron
 from components.aws.backup_plan import (
     CONTINUOUS_MAX_RETENTION_DAYS,
     RESTORE_TESTING_NAME,
@@ -13,29 +14,23 @@ from components.aws.backup_plan import (
     lock_bounds,
     rule_specs,
 )
+from drplan.periods import days
+from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, RETENTION, Retention, Tier
+from drplan.schedules import SCHEDULES
+from drplan.thresholds import RESTORE_VALIDATION_WINDOW
 from infra.mockrun import ACCOUNT, run_stack
-from infra.model import (
-    COLD_STORAGE_AFTER,
-    COLD_STORAGE_MIN_STAY,
-    RESTORE_VALIDATION_WINDOW,
-    RETENTION,
-    SCHEDULES,
-    Retention,
-    Tier,
-    days,
-)
 
 PLAN = "aws:backup/plan:Plan"
 VAULT = "aws:backup/vault:Vault"
 LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
 
 CRON = {
-    "daily": SCHEDULES.full_backup_cron,
-    "weekly": SCHEDULES.weekly_cron,
-    "monthly": SCHEDULES.monthly_cron,
-    "yearly": SCHEDULES.yearly_cron,
-    "incremental": SCHEDULES.incremental_cron,
-    "continuous": SCHEDULES.full_backup_cron,
+    "daily": aws_cron.daily(SCHEDULES),
+    "weekly": aws_cron.weekly(SCHEDULES),
+    "monthly": aws_cron.monthly(SCHEDULES),
+    "yearly": aws_cron.yearly(SCHEDULES),
+    "incremental": aws_cron.incremental(SCHEDULES),
+    "continuous": aws_cron.daily(SCHEDULES),
 }
 
 
@@ -55,7 +50,7 @@ def test_plan_realises_the_tiers_gfs_generations(request, stack, tier):
         assert rule["schedule"] == CRON[gfs.value] and rule["scheduleExpressionTimezone"] == "Etc/UTC"
         assert rule["enableContinuousBackup"] is False
     assert rules["incremental"]["lifecycle"]["deleteAfter"] == retention.incremental.days
-    assert rules["incremental"]["schedule"] == SCHEDULES.incremental_cron
+    assert rules["incremental"]["schedule"] == aws_cron.incremental(SCHEDULES)
     continuous = [r for r in rules.values() if r["enableContinuousBackup"]]
     assert [r["ruleName"] for r in continuous] == ["continuous"]
     assert continuous[0]["lifecycle"]["deleteAfter"] == retention.wal.days <= CONTINUOUS_MAX_RETENTION_DAYS
@@ -136,7 +131,7 @@ def test_backup_role_may_use_exactly_the_data_tier_keys(prod, dr):
 def test_weekly_restore_test_of_the_latest_recovery_point(prod):
     plan = prod.one("aws:backup/restoreTestingPlan:RestoreTestingPlan")
     sel = prod.one("aws:backup/restoreTestingSelection:RestoreTestingSelection")
-    assert plan.inputs["scheduleExpression"] == SCHEDULES.restore_test_cron
+    assert plan.inputs["scheduleExpression"] == aws_cron.restore_test(SCHEDULES)
     rps = plan.inputs["recoveryPointSelection"]
     assert rps["algorithm"] == "LATEST_WITHIN_WINDOW"
     assert rps["includeVaults"] == [prod.one(VAULT).outputs["arn"]]

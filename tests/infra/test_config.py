@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
+from drplan.periods import days
+from drplan.retention import RETENTION, Tier
 from infra.config import ConfigError, parse, parse_duration, parse_period
 from infra.mockrun import ROOT, load_stack_config, run_stack
-from infra.model import RETENTION, Tier, days
 
 P = "postoucancer-dr:"
 

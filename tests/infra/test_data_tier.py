@@ -3,9 +3,9 @@ from is realised by resources (and only then), and the offline plan shows the ti
 
 import pytest
 
+from drplan.retention import RETENTION
 from infra.config import parse
 from infra.mockrun import load_stack_config, run_stack
-from infra.model import RETENTION
 from infra.plan import render_text
 
 P = "postoucancer-dr:"

@@ -1,5 +1,5 @@
 """PostgreSQL (issue 3, points 2, 3, 7): the primary in prod, replicated automated backups
-and the warm standby in dr, promotion on activation; numbers traced to infra.model."""
+and the warm standby in dr, promotion on activation; numbers traced to drplan."""
 
 from datetime import datetime, timedelta
 
@@ -7,9 +7,11 @@ import pytest
 
 from components.aws.backup_plan import SELECTION_TAG
 from components.aws.database import RDS_MAX_BACKUP_RETENTION_DAYS, check_retention
+from drplan.retention import RETENTION, Tier
+from drplan.schedules import SCHEDULES
+from drplan.thresholds import BACKUP_WINDOW_GAP
 from infra.config import parse
 from infra.mockrun import load_stack_config, run_stack
-from infra.model import BACKUP_WINDOW_GAP, RETENTION, SCHEDULES, Tier
 
 P = "postoucancer-dr:"
 RDS = "aws:rds/instance:Instance"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from drplan.thresholds import HEALTH_CHECK_FAILURES, HEALTH_CHECK_INTERVAL
 from infra.config import App, ConfigError, parse
 from infra.mockrun import load_stack_config, run_stack
-from infra.model import HEALTH_CHECK_FAILURES, HEALTH_CHECK_INTERVAL
 
 P = "postoucancer-dr:"
 RECORD = "aws:route53/record:Record"

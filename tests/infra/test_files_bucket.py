@@ -2,7 +2,8 @@
 
 import json
 
-from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, RETENTION, Tier
+from drplan.retention import MULTIPART_ABORT, RETENTION, Tier
+from drplan.thresholds import REPLICATION_TIME_CONTROL
 
 BUCKET = "aws:s3/bucket:Bucket"
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from drplan.retention import RETENTION, Tier
 from infra.mockrun import run_stack
-from infra.model import RETENTION, Tier
 from lambdas.core.gdpr import DEFAULT_LEDGER_PREFIX
 
 BUCKET = "aws:s3/bucket:Bucket"

@@ -4,8 +4,9 @@ import json
 import subprocess
 import sys
 
+from drplan.objectives import Scenario
+from drplan.thresholds import REPLICATION_TIME_CONTROL
 from infra.mockrun import ROOT
-from infra.model import REPLICATION_TIME_CONTROL, Scenario
 from infra.plan import main, render_text
 
 RTC_MINUTES = int(REPLICATION_TIME_CONTROL.total_seconds() // 60)

@@ -5,8 +5,9 @@ from datetime import datetime
 import pytest
 
 from components.aws.redis import ELASTICACHE_MAX_SNAPSHOT_RETENTION_DAYS
+from drplan.retention import RETENTION, Tier
+from drplan.schedules import SCHEDULES
 from infra.mockrun import load_stack_config
-from infra.model import RETENTION, SCHEDULES, Tier
 
 P = "postoucancer-dr:"
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"

@@ -17,9 +17,10 @@ import re
 
 import pytest
 
+from drplan.objectives import Scenario
+from drplan.periods import format_duration
 from infra import config
 from infra.mockrun import ROOT, load_stack_config, run_stack
-from infra.model import Scenario, format_duration
 from infra.runbooks import BEGIN, commands, documents, runbook_path, stale
 from infra.runbooks import achieved as achieved_objectives
 

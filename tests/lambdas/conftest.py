@@ -14,6 +14,9 @@ import psycopg
 import pytest
 
 from drill.local import PG_BIN, MotoServer, PgCluster
+from drplan.handover import ENV_VAR as POLICY_ENV
+from drplan.handover import BackupPolicy
+from drplan.retention import RETENTION, Tier
 from lambdas.adapters.s3 import S3Store
 from lambdas.core.audit import Actor
 from lambdas.core.telemetry import Telemetry
@@ -171,6 +174,8 @@ def env(pg, aws):
         "BACKUP_PART_SIZE_MB": "5",
         "BACKUP_COMPRESSION_THREADS": "2",
         "DB_DSN": pg.dsn(),
+        # What the stack hands over (drplan.handover): prod's plan, no override.
+        POLICY_ENV: BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json(),
     }
 
 

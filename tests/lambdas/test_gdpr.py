@@ -22,7 +22,8 @@ import boto3
 import psycopg
 import pytest
 
-from infra.model import RETENTION, Tier
+from drplan.handover import BackupPolicy
+from drplan.retention import RETENTION, Tier
 from lambdas import gdpr as gdpr_cli
 from lambdas.core import gdpr
 from lambdas.core.audit import Actor
@@ -59,6 +60,8 @@ ANY_ROWS = {
                        " OR post_id IN (SELECT id FROM posts WHERE user_id = %(u)s)",
     "public.media": "SELECT count(*) FROM media WHERE post_id IN (SELECT id FROM posts WHERE user_id = %(u)s)",
 }
+
+PROD_POLICY = BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json()
 
 
 def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
@@ -136,7 +139,8 @@ def world(pg, moto_server):
         try:
             env = {"BACKUP_DATABASE": live, "BACKUP_BUCKET": BACKUPS, "BACKUP_KMS_KEY_ID": key_arn,
                    "BACKUP_PART_SIZE_MB": "5", "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(),
-                   "GDPR_LEDGER_BUCKET": LEDGER, "GDPR_LEDGER_KMS_KEY_ID": key_arn}
+                   "GDPR_LEDGER_BUCKET": LEDGER, "GDPR_LEDGER_KMS_KEY_ID": key_arn,
+                   "BACKUP_POLICY": PROD_POLICY}
             dsn = pg.dsn(live)
             # X and Y: the two users with the most media; X also comments on others' posts and
             # others comment on X's posts, so every path of the erasure is exercised.
@@ -468,7 +472,7 @@ def test_the_documented_commands_are_valid():
     models = {"record-erasure": gdpr.RecordErasureRequest, "reapply": gdpr.ReapplyRequest,
               "export": gdpr.ExportRequest}
     env = {"BACKUP_BUCKET": "pouc-backups", "GDPR_LEDGER_BUCKET": "pouc-gdpr-ledger",
-           "GDPR_LEDGER_KMS_KEY_ID": "alias/pouc-ledger"}
+           "GDPR_LEDGER_KMS_KEY_ID": "alias/pouc-ledger", "BACKUP_POLICY": PROD_POLICY}
     for argv in commands:
         event = gdpr_cli._event(gdpr_cli._parser().parse_args(argv))
         load_request(models[argv[0]], event, env)

@@ -8,9 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from infra.model import RETENTION, GfsClass, Tier, gfs_class, schedule_slot
+from drplan import layout
+from drplan.handover import BackupPolicy
+from drplan.retention import RETENTION, GfsClass, Tier, gfs_class
+from drplan.schedules import schedule_slot
 from lambdas import service
-from lambdas.core import layout
 from lambdas.core.backup import run_backup
 from lambdas.core.config import BackupRequest, VerifyRequest, load_request
 from lambdas.core.pg import DbConn
@@ -103,25 +105,67 @@ def test_same_slot_is_idempotent(pg, aws, env, tel, actor):
 
 
 @pytest.mark.parametrize(
-    ("day", "tier", "bucket"),
-    [(date(2027, 1, 1), Tier.PROD, LOCKED_BUCKET), (date(2026, 11, 1), Tier.PROD, LOCKED_BUCKET),
-     (date(2026, 11, 29), Tier.STAGING, PLAIN_BUCKET)],
+    ("day", "tier", "bucket", "gfs", "locked_days"),
+    [
+        # Plan: yearly backups 7 years (2557 d), monthly 12 months (366 d); Jan 1 and the 1st of a
+        # month win over an ordinary day; staging keeps weeks, not months (2026-11-29 is a Sunday).
+        (date(2027, 1, 1), Tier.PROD, LOCKED_BUCKET, "yearly", 2557),
+        (date(2026, 11, 1), Tier.PROD, LOCKED_BUCKET, "monthly", 366),
+        (date(2026, 11, 29), Tier.STAGING, PLAIN_BUCKET, "weekly", None),
+    ],
 )
-def test_gfs_class_tag_and_lock_follow_the_model(pg, aws, env, tel, actor, day, tier, bucket):
+def test_gfs_class_tag_and_lock_follow_the_model(pg, aws, env, tel, actor, day, tier, bucket, gfs, locked_days):
     at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
-    req = load_request(BackupRequest, {"at": at.isoformat(), "tier": tier.value, "bucket": bucket}, env)
+    policy = BackupPolicy(tier, RETENTION[tier]).to_json()
+    req = load_request(BackupRequest, {"at": at.isoformat(), "policy": policy, "bucket": bucket}, env)
     started = datetime.now(UTC)
     r = run_backup(req, aws.store(bucket), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
-    expected = gfs_class(day, RETENTION[tier])
-    assert r.manifest["gfs_class"] == expected.value
+    assert r.manifest["gfs_class"] == gfs and r.manifest["tier"] == tier.value
     tags = {t["Key"]: t["Value"] for t in aws.s3.get_object_tagging(Bucket=bucket, Key=r.object_key)["TagSet"]}
-    assert tags == {layout.GFS_TAG_KEY: expected.value, layout.SLOT_TAG_KEY: layout.slot_id(at)}
+    assert tags == {layout.GFS_TAG_KEY: gfs, layout.SLOT_TAG_KEY: layout.slot_id(at)}
     head = aws.s3.head_object(Bucket=bucket, Key=r.object_key)
-    if bucket == LOCKED_BUCKET:
+    if locked_days is not None:
         until = head["ObjectLockRetainUntilDate"]
-        assert abs(until - (started + RETENTION[tier].for_class(expected).delta)) < timedelta(minutes=5)
+        assert abs(until - (started + timedelta(days=locked_days))) < timedelta(minutes=5)
     else:
         assert "ObjectLockMode" not in head and r.manifest["retain_until"] is None
+
+
+def test_a_stack_retention_override_decides_the_lock_date(pg, aws, tel, actor):
+    """Issue 11: a stack's `retention: {weekly: 16w}` reaches the object lock the function sets.
+
+    The environment is the one the real prod stack gives its backup function under that override
+    (recorded under mocks), not one written by hand: 112 days, not the image's 84.
+    """
+    from infra.mockrun import run_stack
+
+    prod = run_stack("prod", overrides={"postoucancer-dr:retention": {"weekly": "16w"}})
+    deployed = prod.one("aws:lambda/function:Function", "primary-pg-backup").inputs["environment"]["variables"]
+    env = {"BACKUP_DATABASE": DATABASE, "BACKUP_BUCKET": LOCKED_BUCKET, "BACKUP_KMS_KEY_ID": aws.key_arn,
+           "BACKUP_PART_SIZE_MB": "5", "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(),
+           "BACKUP_POLICY": deployed["BACKUP_POLICY"], "BACKUP_TIER": deployed["BACKUP_TIER"]}
+    sunday = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    req = load_request(BackupRequest, {"at": sunday.isoformat()}, env)
+    started = datetime.now(UTC)
+    r = run_backup(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    assert r.manifest["gfs_class"] == "weekly"
+    until = aws.s3.head_object(Bucket=LOCKED_BUCKET, Key=r.object_key)["ObjectLockRetainUntilDate"]
+    assert abs(until - (started + timedelta(days=112))) < timedelta(minutes=5)
+
+
+def test_a_backup_without_the_stacks_policy_is_refused_before_anything_is_written(pg, aws, env, tel, actor):
+    from lambdas.core.errors import InvalidRequest
+
+    env = {k: v for k, v in env.items() if k != "BACKUP_POLICY"}
+    with pytest.raises(InvalidRequest) as e:
+        load_request(BackupRequest, {}, env)
+    problem = next(p for p in e.value.problems if p["field"] == "policy")
+    assert "BACKUP_POLICY" in problem["problem"] and "BACKUP_POLICY" in problem["fix"]
+    with pytest.raises(InvalidRequest) as e:
+        load_request(BackupRequest, {"policy": '{"tier": "prod", "slotUtc": "02:00", "weeklyOn": "sunday", '
+                                               '"retention": {"daily": "7d", "weekly": "12w", "monthly": "12mo", '
+                                               '"yearly": "7y"}}'}, env)
+    assert "shorter than the plan's 30d" in e.value.problems[0]["problem"]
 
 
 def test_lambda_secret_path_and_no_password_in_output(pg, aws, env, capsys):

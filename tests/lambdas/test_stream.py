@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambdas.core import layout
+from drplan import layout
 from lambdas.core.audit import Actor, AuditEvent, emit
 from lambdas.core.stream import VerifyingReader, upload_stream
 

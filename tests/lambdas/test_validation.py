@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from drplan.handover import BackupPolicy
+from drplan.retention import RETENTION, Tier
 from lambdas.core.config import BackupRequest, VerifyRequest, load_request
 from lambdas.core.errors import InvalidRequest
 from lambdas.core.pg import DbConn
 
-ENV = {"BACKUP_DATABASE": "postoucancer", "BACKUP_BUCKET": "pouc-backups", "BACKUP_KMS_KEY_ID": "alias/backups"}
+ENV = {"BACKUP_DATABASE": "postoucancer", "BACKUP_BUCKET": "pouc-backups", "BACKUP_KMS_KEY_ID": "alias/backups",
+       "BACKUP_POLICY": BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json()}
 
 
 def _problems(model, event, environ=ENV):
@@ -28,7 +31,7 @@ def test_environment_gives_defaults_event_overrides():
 
 def test_missing_required_fields_name_event_field_and_env_var():
     problems, text = _problems(BackupRequest, {}, {})
-    assert set(problems) == {"database", "bucket", "kms_key_id"}
+    assert set(problems) == {"database", "bucket", "kms_key_id", "policy"}
     assert "BACKUP_KMS_KEY_ID" in problems["kms_key_id"]["problem"]
     assert "BACKUP_KMS_KEY_ID" in problems["kms_key_id"]["fix"]
     assert text.startswith("invalid backup request: ")
@@ -104,11 +107,12 @@ def test_dsn_is_secret_in_repr_and_errors():
 def test_cli_invalid_input_exits_2_and_writes_nothing(capsys, monkeypatch):
     from lambdas.cli import main
 
-    for k in ("BACKUP_DATABASE", "BACKUP_BUCKET", "BACKUP_KMS_KEY_ID"):
+    for k in ("BACKUP_DATABASE", "BACKUP_BUCKET", "BACKUP_KMS_KEY_ID", "BACKUP_POLICY"):
         monkeypatch.delenv(k, raising=False)
     assert main(["backup", "--database", "postoucancer"]) == 2
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["status"] == "invalid" and {p["field"] for p in out["details"]["problems"]} == {"bucket", "kms_key_id"}
+    fields = {p["field"] for p in out["details"]["problems"]}
+    assert out["status"] == "invalid" and fields == {"bucket", "kms_key_id", "policy"}
     assert main(["verify", "--event", "[1]"]) == 2
     assert main(["verify", "--probe", "nosql"]) == 2
 

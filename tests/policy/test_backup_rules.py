@@ -1,5 +1,5 @@
 """Backup stores, AWS Backup plans and retention floors: a bad resource is caught, a good one passes.
-Every number comes from infra.model."""
+Every number comes from drplan."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from infra.model import COLD_STORAGE_AFTER, RETENTION, SCHEDULES, GfsClass, Retention, Tier
+from components.aws import cron as aws_cron
+from drplan.retention import COLD_STORAGE_AFTER, RETENTION, GfsClass, Retention, Tier
+from drplan.schedules import SCHEDULES
 from policy.rules import backup
 from tests.policy.harness import ACCOUNT, DR_REGION, PRIMARY_REGION, doc, names, violations
 
@@ -18,10 +20,10 @@ PROD_SITE = {"role": "primary", "tier": "prod"}
 DR_SITE = {"role": "dr", "tier": "prod"}
 STAGING_SITE = {"role": "primary", "tier": "staging"}
 CRON = {
-    GfsClass.DAILY: SCHEDULES.full_backup_cron,
-    GfsClass.WEEKLY: SCHEDULES.weekly_cron,
-    GfsClass.MONTHLY: SCHEDULES.monthly_cron,
-    GfsClass.YEARLY: SCHEDULES.yearly_cron,
+    GfsClass.DAILY: aws_cron.daily(SCHEDULES),
+    GfsClass.WEEKLY: aws_cron.weekly(SCHEDULES),
+    GfsClass.MONTHLY: aws_cron.monthly(SCHEDULES),
+    GfsClass.YEARLY: aws_cron.yearly(SCHEDULES),
 }
 
 
@@ -107,7 +109,7 @@ def plan_rules(retention: Retention, copy_to: str | None = DR_VAULT_ARN, **keep_
     continuous = {
         "rule_name": "continuous",
         "target_vault_name": "vault",
-        "schedule": SCHEDULES.full_backup_cron,
+        "schedule": aws_cron.daily(SCHEDULES),
         "enable_continuous_backup": True,
         "lifecycle": {"delete_after": keep_days.get("continuous", retention.wal.days)},
     }

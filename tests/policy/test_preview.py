@@ -10,9 +10,9 @@ import dataclasses
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from drplan.retention import Tier
 from infra import policy_check
 from infra.mockrun import StackRun
-from infra.model import Tier
 from policy.rules import s3
 from policy.rules._util import BUCKET, BUCKET_POLICY, VERSIONING, Stack
 

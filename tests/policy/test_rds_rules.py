@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from infra.model import RETENTION, Tier
+from drplan.retention import RETENTION, Tier
 from policy.rules import rds
 from tests.policy.harness import ACCOUNT, DR_REGION, PRIMARY_REGION, doc, names, violations
 

@@ -6,7 +6,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from infra.model import MULTIPART_ABORT, REPLICATION_TIME_CONTROL, RETENTION, Tier
+from drplan.retention import MULTIPART_ABORT, RETENTION, Tier
+from drplan.thresholds import REPLICATION_TIME_CONTROL
 from policy.rules import s3
 from tests.policy.harness import DR_REGION, PRIMARY_REGION, doc, names, statement, violations
 

@@ -1,6 +1,6 @@
 """Where backups live in a bucket and how they are tagged: shared with the infrastructure.
 
-The lifecycle rules (components/aws, components/k8s) filter on GFS_TAG_KEY; the
+The lifecycle rules (components/aws, components/azure) filter on GFS_TAG_KEY; the
 function roles are scoped to these prefixes. Plain constants, no imports of note.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-# Object tag carrying the GFS generation (infra.model.GfsClass value): lifecycle rules
+# Object tag carrying the GFS generation (drplan.retention.GfsClass value): lifecycle rules
 # expire objects per tag value, so retention is enforced by the storage, not by code.
 GFS_TAG_KEY = "gfs-class"
 SLOT_TAG_KEY = "backup-slot"

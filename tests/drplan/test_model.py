@@ -1,64 +1,16 @@
-"""The DR model: the plan's numbers, GFS classes, slots and the achieved objectives."""
+"""The ground floor's behaviour: GFS classes, slots, effective retention, the achieved objectives."""
 
-import re
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra import model
-from infra.model import (
-    ASSUMPTIONS,
-    HOUR,
-    RETENTION,
-    SCENARIO_OBJECTIVES,
-    SCHEDULES,
-    GfsClass,
-    Scenario,
-    Tier,
-    Topology,
-    achieved_objectives,
-    gfs_class,
-    schedule_slot,
-)
-
-PLAN = Path(__file__).resolve().parents[3] / "shared" / "seed" / "backup-dr-plan.md"
-
-
-def test_plan_retention_tiers():
-    prod, staging = RETENTION[Tier.PROD], RETENTION[Tier.STAGING]
-    assert (prod.daily.days, prod.weekly.days) == (30, 84)
-    assert 365 <= prod.monthly.days <= 366 and 2555 <= prod.yearly.days <= 2557
-    assert (staging.daily.days, staging.weekly.days) == (7, 28)
-    assert staging.monthly is None and staging.yearly is None
-    assert prod.wal.days == prod.redis.days == prod.incremental.days == 7
-    assert prod.deleted_files.days == 90 and prod.audit_logs.days >= 7 * 365
-
-
-def test_plan_objectives_and_schedules():
-    assert SCENARIO_OBJECTIVES[Scenario.DATACENTRE_LOSS].rto == 4 * HOUR
-    assert SCENARIO_OBJECTIVES[Scenario.DATABASE_CORRUPTION].rto == 2 * HOUR
-    assert SCENARIO_OBJECTIVES[Scenario.ACCIDENTAL_DELETION].rto == 1 * HOUR
-    assert all(o.rpo == 1 * HOUR for o in SCENARIO_OBJECTIVES.values())
-    assert SCHEDULES.full_backup_cron == "cron(0 2 * * ? *)"
-    assert SCHEDULES.incremental_cron == "cron(0 2/6 * * ? *)"
-    assert SCHEDULES.full_backup_k8s_cron == "0 2 * * *"
-
-
-def test_each_plan_number_is_typed_once_in_the_model():
-    """The plan's figures live in model.py; other modules import them instead of retyping."""
-    source = Path(model.__file__).read_text()
-    for literal in ("days(30)", "weeks(12)", "months(12)", "weeks(4)"):
-        assert source.count(literal) == 1, literal
-    assert source.count("years(7)") == 2  # the plan says it twice: yearly backups and audit logs
-    project = Path(model.__file__).resolve().parents[1]
-    offenders = []
-    for path in list(project.glob("components/**/*.py")) + list(project.glob("infra/aws/*.py")):
-        text = path.read_text()
-        if re.search(r"\b(2555|2557|30 \* DAY|days=30|days=90|noncurrent_days\"?: ?90)\b", text):
-            offenders.append(path.name)
-    assert offenders == []
+from drplan.objectives import Scenario
+from drplan.periods import days, months, weeks
+from drplan.recovery import ASSUMPTIONS, Topology, achieved_objectives
+from drplan.retention import RETENTION, GfsClass, Tier, effective_retention, gfs_class, override_problems
+from drplan.schedules import SCHEDULES, schedule_slot
 
 
 def test_gfs_classes():
@@ -120,9 +72,22 @@ def test_rto_grows_with_database_size_and_says_by_how_much():
     assert not big.met and "exceeds 2h by" in big.shortfall()
 
 
-def test_plan_file_states_the_numbers_the_model_holds():
-    if not PLAN.exists():  # the plan lives beside the repository, in shared/
-        return
-    text = PLAN.read_text()
-    for phrase in ("Daily at 2:00 AM UTC", "Every 6 hours", "7 years", "90 days", "12 weeks", "30 days"):
-        assert phrase in text
+def test_an_override_lengthens_one_generation_and_nothing_else():
+    eff = effective_retention(Tier.PROD, {"weekly": weeks(16)})
+    assert eff.weekly.days == 112
+    assert (eff.daily, eff.monthly, eff.yearly) == (RETENTION[Tier.PROD].daily, RETENTION[Tier.PROD].monthly,
+                                                     RETENTION[Tier.PROD].yearly)
+
+
+@pytest.mark.parametrize(
+    ("tier", "overrides", "why"),
+    [
+        (Tier.PROD, {"weekly": weeks(8)}, "shorter than the plan's minimum of 12w"),
+        (Tier.STAGING, {"monthly": months(12)}, "does not keep"),
+        (Tier.PROD, {"hourly": days(1)}, "not a GFS generation"),
+    ],
+)
+def test_an_override_never_shortens_or_invents_a_generation(tier, overrides, why):
+    assert why in next(iter(override_problems(tier, overrides).values()))
+    with pytest.raises(ValueError, match=why):
+        effective_retention(tier, overrides)

@@ -1,0 +1,34 @@
+"""Names that more than one side must agree on: the project, site roles, clouds, tags, metrics.
+
+The stack program writes them, the policy pack and the functions read them: a typo on one
+side would silently disable a rule or a lifecycle, so each is spelled once, here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+PROJECT = "postoucancer-dr"  # Pulumi.yaml `name`, and the config namespace
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    DR = "dr"
+
+
+class Cloud(StrEnum):
+    AWS = "aws"
+    AZURE = "azure"
+
+
+# Every resource of a stack carries the stack's name under this tag (provider default tags),
+# so that an account-wide selection can be scoped to one stack.
+STACK_TAG_KEY = "postoucancer:stack"
+# Resources carrying this tag are picked up by the site's backup plan.
+BACKUP_TAG = ("backup", "true")
+# What a bucket is for ("files", "backups", "gdpr-ledger", "audit-trail", "access-logs").
+PURPOSE_TAG_KEY = "purpose"
+
+# The functions' metrics: CloudWatch Embedded Metric Format namespace and service name.
+METRIC_NAMESPACE = "PostOuCancer/Backups"
+METRIC_SERVICE = "postoucancer-backup"
