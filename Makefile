@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make plan   set up (virtualenv + pinned deps) and print the offline plan of the topology
-#   make test   set up (with test deps) and run lint + the whole test suite
+#   make test   set up (with test deps) and run lint (ruff, import contracts) + the whole test suite
 #
 # Debian's python3 on purpose: PostgreSQL runs archive/restore hooks as the `postgres`
 # user, which cannot execute a Python that lives in root's home (pyenv).
@@ -30,6 +30,7 @@ plan: setup
 
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest
