@@ -27,7 +27,7 @@ from pydantic import (
 
 from drplan import recovery
 from drplan.handover import BackupPolicy
-from drplan.names import PROJECT, Cloud, Role
+from drplan.names import PROJECT, STACK_TAG_KEY, Cloud, Role
 from drplan.objectives import PLAN_OBJECTIVE, SCENARIO_OBJECTIVES, Objective, Scenario
 from drplan.periods import Period, format_duration, parse_duration, parse_period
 from drplan.retention import RETENTION, Retention, Tier, effective_retention, override_problems
@@ -531,7 +531,23 @@ def check_objectives(cfg: StackConfig) -> list[recovery.Achieved]:
     return achieved
 
 
+def check_stack_tag(stack: str, default_tags: Any) -> None:
+    """AWS stacks tag every resource with their stack's name through the provider's default tags."""
+    tags = default_tags.get("tags") if isinstance(default_tags, dict) else None
+    found = tags.get(STACK_TAG_KEY) if isinstance(tags, dict) else None
+    if found != stack:
+        shown = "unset" if found is None else json.dumps(found)
+        raise ConfigError(
+            f"config key 'aws:defaultTags' tags[\"{STACK_TAG_KEY}\"] is {shown}, not this stack's name "
+            f"\"{stack}\" (account-wide selections such as AWS Backup's are scoped by it); "
+            f"fix: pulumi config set --path 'aws:defaultTags.tags[\"{STACK_TAG_KEY}\"]' {stack}"
+        )
+
+
 def load() -> StackConfig:
     """The current stack's configuration, validated; raises ConfigError."""
-    aws_region = pulumi.Config("aws").get("region")
-    return parse(raw_config(), aws_region)
+    aws = pulumi.Config("aws")
+    cfg = parse(raw_config(), aws.get("region"))
+    if cfg.cloud is Cloud.AWS:
+        check_stack_tag(pulumi.get_stack(), aws.get_object("defaultTags"))
+    return cfg

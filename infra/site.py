@@ -1,13 +1,19 @@
-"""What every concern of a site is built from: the validated config, the peer, the exports."""
+"""What every concern of a site is built from: the validated config, the peer, the exports.
+
+What one concern hands another is not stored here: each concern's `build` takes the typed
+results it needs as arguments and returns its own (infra/aws/__init__.py composes them), so
+a dependency shows in a signature and build order is the order of the calls.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
-from infra.config import Role, StackConfig
+from drplan.names import Role
+from infra.config import StackConfig
 from infra.peer import Peer
 
 
@@ -16,8 +22,6 @@ class Site:
     cfg: StackConfig
     stack: str
     peer: Peer
-    # Components built by earlier concerns, for later ones (e.g. "kms.data", "network").
-    parts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_primary(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pulumi
@@ -23,6 +24,30 @@ from .kms import CustomerKey, CustomerKeyArgs
 
 # Services that publish alerts to the topic and therefore encrypt with its key.
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com", "backup.amazonaws.com")
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """What one kind of alarm watches: the metric, how it is aggregated, when it fires.
+
+    `source` says where the threshold comes from (drplan, or the stack config), so that the
+    table of specs documents itself; `AlertTopic.raise_alarm` turns a spec into an alarm.
+    """
+
+    namespace: str
+    metric: str
+    statistic: str
+    fires_when: str  # "below" or "above" the threshold
+    threshold: float
+    period: timedelta
+    source: str
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    missing_data_breaches: bool = False
+
+    @property
+    def comparison_operator(self) -> str:
+        return {"below": "LessThanThreshold", "above": "GreaterThanThreshold"}[self.fires_when]
 
 
 @dataclass
@@ -188,6 +213,26 @@ class AlertTopic(pulumi.ComponentResource):
         )
         self.alarms[key] = alarm
         return alarm
+
+    def raise_alarm(
+        self, key: str, spec: AlarmSpec, dimensions: dict[str, Any], description: str
+    ) -> aws.cloudwatch.MetricAlarm:
+        """The alarm `spec` describes, on the metric with these dimensions."""
+        optional = {"datapoints_to_alarm": spec.datapoints_to_alarm} if spec.datapoints_to_alarm else {}
+        return self.alarm(
+            key,
+            description,
+            namespace=spec.namespace,
+            metric_name=spec.metric,
+            dimensions=dimensions,
+            statistic=spec.statistic,
+            period=int(spec.period.total_seconds()),
+            evaluation_periods=spec.evaluation_periods,
+            comparison_operator=spec.comparison_operator,
+            threshold=spec.threshold,
+            treat_missing_data="breaching" if spec.missing_data_breaches else "notBreaching",
+            **optional,
+        )
 
     def on_event(self, key: str, description: str, pattern: dict[str, Any]) -> aws.cloudwatch.EventRule:
         """An EventBridge rule (default bus, this region) forwarding matching events here."""

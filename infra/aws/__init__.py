@@ -1,13 +1,54 @@
-"""The AWS realisation of a site: one module per concern, built in order."""
+"""The AWS realisation of a site, composed from typed parts.
+
+Each concern's `build` takes what it needs and returns what it made; the calls below are the
+whole dependency graph of a site (read top to bottom: nothing is looked up by name).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from infra.site import Site
 
+if TYPE_CHECKING:  # the concern modules load the AWS SDK: only when a site is built
+    from components.aws.audit_trail import AuditTrail
+    from components.aws.dns_failover import DnsFailover
+    from components.aws.network import SiteNetwork
+    from infra.aws.app import App
+    from infra.aws.backup import Backups
+    from infra.aws.data import DataTier
+    from infra.aws.files import Files
+    from infra.aws.functions import Functions
+    from infra.aws.gdpr import Ledger
+    from infra.aws.monitoring import Monitoring
 
-def build(site: Site) -> None:
-    # Imported here, in order: later concerns use what earlier ones put in site.parts.
+
+@dataclass(frozen=True)
+class AwsSite:
+    network: SiteNetwork
+    files: Files
+    data: DataTier
+    backups: Backups
+    app: App
+    failover: DnsFailover | None  # dr stack with dns.* only
+    functions: Functions
+    ledger: Ledger
+    monitoring: Monitoring
+    audit: AuditTrail | None  # dr stack only
+
+
+def build(site: Site) -> AwsSite:
     from infra.aws import app, audit, backup, data, failover, files, functions, gdpr, monitoring, network
 
-    for concern in (network, files, data, backup, app, failover, functions, gdpr, monitoring, audit):
-        concern.build(site)
+    net = network.build(site)
+    user_files = files.build(site)
+    tier = data.build(site, net)
+    backups = backup.build(site, net, tier, user_files)
+    api = app.build(site, tier, user_files)
+    dns = failover.build(site, api)
+    fns = functions.build(site, net, tier, user_files.access_logs, api)
+    ledger = gdpr.build(site, user_files.access_logs)
+    alerts = monitoring.build(site, tier, user_files, fns, dns)
+    trail = audit.build(site, user_files.access_logs, fns)
+    return AwsSite(net, user_files, tier, backups, api, dns, fns, ledger, alerts, trail)

@@ -9,6 +9,7 @@ primary region's cluster.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -16,9 +17,19 @@ import pulumi_kubernetes as k8s
 
 from components.aws.network import POSTGRES_PORT, REDIS_PORT
 from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs, Autoscaling
-from infra.aws.functions import _database_host, _database_secret, pod_identity_trust_policy
+from infra.aws.data import DataTier, database_secret
+from infra.aws.files import Files
+from infra.aws.functions import pod_identity_trust_policy
 from infra.config import StackConfig
 from infra.site import Site
+
+
+@dataclass(frozen=True)
+class App:
+    provider: k8s.Provider  # this site's cluster (kubeconfig secret)
+    namespace: k8s.core.v1.Namespace
+    api: ApiServer
+    role: aws.iam.Role  # the API pods' identity
 
 
 def serving(cfg: StackConfig, is_dr: bool) -> bool:
@@ -26,7 +37,7 @@ def serving(cfg: StackConfig, is_dr: bool) -> bool:
     return not is_dr or cfg.activated
 
 
-def environment(site: Site) -> dict[str, pulumi.Input[str]]:
+def environment(site: Site, data: DataTier, files: Files) -> dict[str, pulumi.Input[str]]:
     """Where this site's API finds this site's data tier: names only, never a secret value.
 
     The pods read the secrets named here (database credentials, Redis AUTH token) from Secrets
@@ -45,32 +56,28 @@ def environment(site: Site) -> dict[str, pulumi.Input[str]]:
         "PGDATABASE": site.cfg.database.name,
     }
     # libpq's PGHOST and DB_SECRET_ARN: the names the backup functions use too (lambdas/README.md).
-    if (host := _database_host(site)) is not None:
+    if (host := data.host) is not None:
         env["PGHOST"] = host
-    secret_arn, _ = _database_secret(site)
+    secret_arn, _ = database_secret(site, data)
     if secret_arn is not None:
         env["DB_SECRET_ARN"] = secret_arn
-    if (redis := site.parts.get("redis")) is not None:
-        env["REDIS_HOST"] = redis.group.primary_endpoint_address
-        env["REDIS_PORT"] = str(REDIS_PORT)
-    if (redis_secret := site.parts.get("secrets.redis")) is not None:
-        env["REDIS_AUTH_SECRET_ARN"] = redis_secret.arn
-    if (files := site.parts.get("files")) is not None:
-        env["FILES_BUCKET"] = files.bucket.bucket
-        env["FILES_BUCKET_REGION"] = site.region
+    env["REDIS_HOST"] = data.redis.group.primary_endpoint_address
+    env["REDIS_PORT"] = str(REDIS_PORT)
+    env["REDIS_AUTH_SECRET_ARN"] = data.redis_token.arn
+    env["FILES_BUCKET"] = files.bucket.bucket.bucket
+    env["FILES_BUCKET_REGION"] = site.region
     return env
 
 
-def _statements(site: Site) -> list[pulumi.Output[dict]]:
+def _statements(site: Site, data: DataTier, files: Files) -> list[pulumi.Output[dict]]:
     """What the API's pods may do, exactly on what `environment(site)` names: read the two
     secrets (and decrypt them, through Secrets Manager only), read and write the files
     bucket's objects (through S3 only). Nothing deletes: no delete action, no wildcard
     resource. A piece not built yet grants nothing."""
     region = site.region
     statements: list[pulumi.Output[dict]] = []
-    db_secret, secrets_key_arn = _database_secret(site)
-    redis_secret = site.parts.get("secrets.redis")
-    secret_arns = [a for a in (db_secret, redis_secret.arn if redis_secret is not None else None) if a is not None]
+    db_secret, secrets_key_arn = database_secret(site, data)
+    secret_arns = [a for a in (db_secret, data.redis_token.arn) if a is not None]
     if secret_arns:
         statements.append(
             pulumi.Output.all(*secret_arns).apply(
@@ -94,8 +101,8 @@ def _statements(site: Site) -> list[pulumi.Output[dict]]:
                     }
                 )
             )
-    if (files := site.parts.get("files")) is not None:
-        arn = files.bucket.arn
+    if files is not None:
+        arn = files.bucket.bucket.arn
         statements.append(
             arn.apply(
                 lambda b: {
@@ -109,7 +116,7 @@ def _statements(site: Site) -> list[pulumi.Output[dict]]:
         statements.append(
             arn.apply(lambda b: {"Sid": "ListFiles", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b]})
         )
-        if (files_key := site.parts.get("kms.files")) is not None:
+        if (files_key := files.key) is not None:
             statements.append(
                 files_key.arn.apply(
                     lambda k: {
@@ -124,7 +131,7 @@ def _statements(site: Site) -> list[pulumi.Output[dict]]:
     return statements
 
 
-def _identity(site: Site, api: ApiServer) -> None:
+def _identity(site: Site, api: ApiServer, data: DataTier, files: Files) -> aws.iam.Role:
     """The API pods' AWS identity: a role bound to their ServiceAccount through EKS Pod Identity
     (the pattern of the backup CronJobs, infra/aws/functions.py)."""
     cfg = site.cfg
@@ -133,7 +140,7 @@ def _identity(site: Site, api: ApiServer) -> None:
         description="Post Ou Cancer API pods (EKS Pod Identity): read own secrets, read/write files, never delete",
         assume_role_policy=pod_identity_trust_policy(),
     )
-    statements = _statements(site)
+    statements = _statements(site, data, files)
     if statements:
         aws.iam.RolePolicy(
             site.name("api-pods"),
@@ -154,10 +161,10 @@ def _identity(site: Site, api: ApiServer) -> None:
         )
     # Without functions.eksClusterName the role exists unbound (no warning: the committed stacks
     # do not name their cluster yet, and a warning on every preview would drown the real ones).
-    site.parts["app.role"] = role
+    return role
 
 
-def build(site: Site) -> None:
+def build(site: Site, data: DataTier, files: Files) -> App:
     cfg = site.cfg
     app = cfg.app
     kubeconfig = pulumi.Config().require_secret("kubeconfig")
@@ -184,14 +191,11 @@ def build(site: Site) -> None:
             requests={"cpu": app.cpu_request, "memory": app.memory_request},
             limits={"cpu": app.cpu_limit, "memory": app.memory_limit},
             labels={"postoucancer.example/site": cfg.role.value},
-            environment=environment(site),
+            environment=environment(site, data, files),
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace]),
     )
-    site.parts["k8s.provider"] = provider
-    site.parts["k8s.namespace"] = namespace
-    site.parts["app"] = api
-    _identity(site, api)
+    role = _identity(site, api, data, files)
     site.export("appEndpoint", api.endpoint)
     site.export(
         "app",
@@ -202,3 +206,4 @@ def build(site: Site) -> None:
             "healthPath": app.health_path,
         },
     )
+    return App(provider, namespace, api, role)

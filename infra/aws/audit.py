@@ -13,18 +13,18 @@ go to their log groups, kept as long as the audit requirement (infra/aws/functio
 from __future__ import annotations
 
 from components.aws.audit_trail import AuditTrail, AuditTrailArgs
+from components.aws.replicated_bucket import AccessLogBucket
+from infra.aws.functions import Functions
 from infra.site import Site
 
 
-def build(site: Site) -> None:
+def build(site: Site, access_logs: AccessLogBucket, functions: Functions) -> AuditTrail | None:
+    """The trail (dr only): both sites' backup buckets' data events, into a locked bucket."""
     cfg = site.cfg
     if site.is_primary:
         site.export("auditTrail", {"owner": cfg.peer_stack, "region": cfg.peer_region})
-        return
-    buckets = []
-    own = site.parts.get("backups.bucket")
-    if own is not None:
-        buckets.append(own.arn)
+        return None
+    buckets = [functions.bucket.arn]
     peer = site.peer.get("backupBucketArn")
     if peer is not None:
         buckets.append(peer)
@@ -35,12 +35,10 @@ def build(site: Site) -> None:
             trail_name=f"postoucancer-{site.stack}",
             retention=cfg.retention_policy,
             locked=cfg.locked,
-            log_bucket=site.parts["access_logs"],
+            log_bucket=access_logs,
             data_event_bucket_arns=buckets,
-            tags={"postoucancer:stack": site.stack},
         ),
     )
-    site.parts["audit_trail"] = trail
     site.export(
         "auditTrail",
         {
@@ -51,3 +49,4 @@ def build(site: Site) -> None:
             "dataEventBuckets": buckets,
         },
     )
+    return trail

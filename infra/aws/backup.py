@@ -5,15 +5,27 @@ nothing before activation) and the weekly restore test of the locked copies."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi_aws as aws
 
 from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, GfsBackupPlanArgs, RestoreTest
 from components.aws.kms import CustomerKey, CustomerKeyArgs
-from infra.aws.data import warn_if_peer_disagrees
+from components.aws.network import SiteNetwork
+from infra.aws.data import DataTier, warn_if_peer_disagrees
+from infra.aws.files import Files
 from infra.site import Site
 
 
-def build(site: Site) -> None:
+@dataclass(frozen=True)
+class Backups:
+    key: CustomerKey
+    vault: BackupVault
+    # None on the DR site's first bootstrap pass (nothing to protect there yet).
+    plan: GfsBackupPlan | None
+
+
+def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Backups:
     cfg = site.cfg
     key = CustomerKey(
         site.name("backup-key"),
@@ -22,7 +34,6 @@ def build(site: Site) -> None:
             description=f"Post Ou Cancer backup vault ({cfg.role.value} site, {site.region})",
         ),
     )
-    site.parts["kms.backup"] = key
     vault = BackupVault(
         site.name("vault"),
         BackupVaultArgs(
@@ -31,22 +42,18 @@ def build(site: Site) -> None:
             retention=cfg.retention_policy,
             locked=cfg.locked,
             physical_name=f"{site.stack}-vault",
-            tags={"postoucancer:stack": site.stack},
         ),
     )
-    site.parts["backup_vault"] = vault
     if site.is_dr:
         site.export("drBackupVaultArn", vault.arn)
         site.export("drBackupKmsKeyArn", key.arn)
         site.export("backupVault", {"locked": cfg.locked, "role": "copy target"})
-        _dr_plan(site, vault, key)
-        return
+        return Backups(key, vault, _dr_plan(site, vault, key, network, data))
 
     peer = site.peer.require_all("drBackupVaultArn", "drBackupKmsKeyArn")
     warn_if_peer_disagrees(site, "backupVault", "locked", cfg.locked, "vaultLock")
-    db = site.parts["database"]
-    network = site.parts["network"]
-    key_arns = [key.arn, site.parts["kms.database"].arn, site.parts["kms.files"].arn]
+    db = data.database
+    key_arns = [key.arn, data.keys.database.arn, files.key.arn]
     if peer is not None:
         key_arns.append(peer["drBackupKmsKeyArn"])
     plan = GfsBackupPlan(
@@ -63,10 +70,8 @@ def build(site: Site) -> None:
                 security_group_ids=[network.database_sg.id],
             ),
             physical_name=f"{site.stack}-backup",
-            tags={"postoucancer:stack": site.stack},
         ),
     )
-    site.parts["backup_plan"] = plan
     site.export("backupVaultArn", vault.arn)
     site.export("backupKmsKeyArn", key.arn)
     site.export(
@@ -78,9 +83,12 @@ def build(site: Site) -> None:
             "locked": cfg.locked,
         },
     )
+    return Backups(key, vault, plan)
 
 
-def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
+def _dr_plan(
+    site: Site, vault: BackupVault, key: CustomerKey, network: SiteNetwork, data: DataTier
+) -> GfsBackupPlan | None:
     """The DR site's own plan, declared before it is needed so that activation creates nothing.
 
     It selects RDS instances of this region tagged for backup: none while the replica stands
@@ -94,9 +102,8 @@ def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
     # gone the copy jobs fail and alarm, the backups themselves land in this vault.
     peer = site.peer.require_all("backupVaultArn", "backupKmsKeyArn")
     if peer is None:
-        return  # first bootstrap pass: nothing to protect here yet either
-    standby = site.parts["database"]
-    network = site.parts["network"]
+        return None  # first bootstrap pass: nothing to protect here yet either
+    standby = data.database
     account = aws.get_caller_identity_output().account_id
     plan = GfsBackupPlan(
         site.name("backup"),
@@ -105,7 +112,7 @@ def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
             vault=vault,
             retention=site.cfg.retention_policy,
             copy_to_vault_arn=peer["backupVaultArn"],
-            kms_key_arns=[key.arn, site.parts["kms.database"].arn, peer["backupKmsKeyArn"]],
+            kms_key_arns=[key.arn, data.keys.database.arn, peer["backupKmsKeyArn"]],
             only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
             restore_test=RestoreTest(
                 resource_arns=["*"],
@@ -113,10 +120,8 @@ def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
                 security_group_ids=[network.database_sg.id],
             ),
             physical_name=f"{site.stack}-backup",
-            tags={"postoucancer:stack": site.stack},
         ),
     )
-    site.parts["backup_plan"] = plan
     site.export(
         "backupPlan",
         {
@@ -127,3 +132,4 @@ def _dr_plan(site: Site, vault: BackupVault, key: CustomerKey) -> None:
             "selects": "the promoted database (after activation)",
         },
     )
+    return plan

@@ -6,12 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws.kms import CustomerKey, CustomerKeyArgs
-from components.aws.replicated_bucket import ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
+from components.aws.replicated_bucket import AccessLogBucket, ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
 from infra.site import Site
 
 
 def site_bucket(
-    site: Site, base: str, *, what: str, peer_outputs: tuple[str, str], **options: Any
+    site: Site,
+    base: str,
+    access_logs: AccessLogBucket,
+    *,
+    what: str,
+    peer_outputs: tuple[str, str],
+    **options: Any,
 ) -> tuple[ReplicatedBucket, CustomerKey]:
     """`<role>-<base>` and its key `<role>-<base>-key`. peer_outputs: the DR site's exports of
     the destination bucket ARN and key ARN; until they exist the primary's bucket does not
@@ -35,7 +41,7 @@ def site_bucket(
             region=site.region,
             retention=cfg.retention_policy,
             kms_key=key,
-            log_bucket=site.parts["access_logs"],
+            log_bucket=access_logs,
             replicate_to=target,
             **options,
         ),

@@ -8,6 +8,8 @@ dr:   cross-region automated-backup replication and the read replica of the prim
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
 from components.aws.database import (
@@ -21,49 +23,92 @@ from components.aws.kms import CustomerKey, CustomerKeyArgs
 from components.aws.network import SiteNetwork
 from components.aws.redis import RedisCache, RedisCacheArgs
 from components.aws.secrets import GeneratedSecret, GeneratedSecretArgs, SecretReplica, replica_arn
+from drplan.names import BACKUP_TAG as BACKUP_TAG_PAIR
+from drplan.names import PURPOSE_TAG_KEY
 from infra.site import Site
 
-BACKUP_TAG = {"backup": "true"}
+BACKUP_TAG = dict([BACKUP_TAG_PAIR])
+
+
+@dataclass(frozen=True)
+class DataKeys:
+    database: CustomerKey  # storage, Performance Insights, replicated automated backups
+    secrets: CustomerKey  # Secrets Manager (database credentials, Redis AUTH token)
+    redis: CustomerKey
+
+
+@dataclass(frozen=True)
+class DataTier:
+    keys: DataKeys
+    database: PostgresPrimary | PostgresStandby
+    # prod: the generated master credentials; dr: None (it reads the replica of prod's).
+    credentials: GeneratedSecret | None
+    redis: RedisCache
+    redis_token: GeneratedSecret
+
+    @property
+    def instance(self):
+        """This site's own instance: the primary, or the DR replica (promoted on activation), if any."""
+        return getattr(self.database, "instance", None) or getattr(self.database, "replica", None)
+
+    @property
+    def host(self) -> pulumi.Output[str] | None:
+        return self.instance.address if self.instance is not None else None
+
+
+def database_secret(site: Site, data: DataTier) -> tuple[pulumi.Input[str] | None, pulumi.Input[str]]:
+    """The database credentials this site's clients read, and the key that decrypts them.
+
+    prod: its own generated secret. dr: the replica of prod's secret in this region (readable
+    with the primary region gone), once prod has exported it.
+    """
+    if data.credentials is not None:
+        return data.credentials.arn, data.keys.secrets.arn
+    arn = site.peer.get("databaseSecretArn")
+    if arn is None:
+        return None, data.keys.secrets.arn
+    replica = pulumi.Output.from_input(arn).apply(lambda a: replica_arn(a, site.cfg.peer_region, site.region))
+    return replica, data.keys.secrets.arn
 
 
 def _key(site: Site, purpose: str, description: str) -> CustomerKey:
-    key = CustomerKey(
+    return CustomerKey(
         site.name(f"{purpose}-key"),
         CustomerKeyArgs(
             region=site.region,
             description=f"Post Ou Cancer {description} ({site.cfg.role.value} site, {site.region})",
         ),
     )
-    site.parts[f"kms.{purpose}"] = key
-    return key
 
 
-def build(site: Site) -> None:
+def build(site: Site, network: SiteNetwork) -> DataTier:
     cfg = site.cfg
-    network: SiteNetwork = site.parts["network"]
-    db_key = _key(site, "database", "database storage, Performance Insights and replicated backups")
-    secrets_key = _key(site, "secrets", "credentials in Secrets Manager")
-    cache_key = _key(site, "redis", "cache at rest")
+    keys = DataKeys(
+        database=_key(site, "database", "database storage, Performance Insights and replicated backups"),
+        secrets=_key(site, "secrets", "credentials in Secrets Manager"),
+        redis=_key(site, "redis", "cache at rest"),
+    )
+    secrets_key = keys.secrets
     db_net = DatabaseNetwork(subnet_ids=network.private_subnet_ids, security_group_ids=[network.database_sg.id])
     retention = cfg.retention_policy
-    tags = {"postoucancer:stack": site.stack}
 
+    credentials = None
     if site.is_primary:
-        _primary_database(site, db_key, secrets_key, db_net, tags)
+        database, credentials = _primary_database(site, keys.database, secrets_key, db_net)
     else:
-        _standby_database(site, db_key, db_net, tags)
+        database = _standby_database(site, keys.database, db_net)
         site.export("drSecretsKmsKeyArn", secrets_key.arn)
 
     # The cache is per site and regenerable: each site has its own, with its own token.
     token = GeneratedSecret(
         site.name("redis-auth"),
-        GeneratedSecretArgs(region=site.region, kms_key=secrets_key, description="Redis AUTH token", tags=tags),
+        GeneratedSecretArgs(region=site.region, kms_key=secrets_key, description="Redis AUTH token"),
     )
     redis = RedisCache(
         site.name("redis"),
         RedisCacheArgs(
             region=site.region,
-            kms_key=cache_key,
+            kms_key=keys.redis,
             subnet_ids=network.private_subnet_ids,
             security_group_ids=[network.redis_sg.id],
             auth_token=token.password,
@@ -71,13 +116,15 @@ def build(site: Site) -> None:
             replicas=cfg.redis.replicas,
             snapshot_retention_days=retention.redis.days,
             physical_name=f"{site.stack}-redis",
-            tags=tags,
         ),
     )
-    site.parts["redis"] = redis
-    site.parts["secrets.redis"] = token
     site.export("redisEndpoint", redis.group.primary_endpoint_address)
     site.export("redisSecretArn", token.arn)
+    tier = DataTier(keys, database, credentials, redis, token)
+    if site.is_dr and (replica_secret := database_secret(site, tier)[0]) is not None:
+        # The replica of the prod stack's secret, readable here with the primary region gone.
+        site.export("databaseSecretArn", replica_secret)
+    return tier
 
 
 def warn_if_peer_disagrees(site: Site, output: str, field: str, mine: object, key: str) -> None:
@@ -96,7 +143,9 @@ def warn_if_peer_disagrees(site: Site, output: str, field: str, mine: object, ke
     pulumi.Output.from_input(theirs).apply(check)
 
 
-def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, tags: dict[str, str]) -> None:
+def _primary_database(
+    site: Site, db_key: CustomerKey, secrets_key: CustomerKey, db_net: DatabaseNetwork
+) -> tuple[PostgresPrimary, GeneratedSecret]:
     cfg = site.cfg
     dr_key = site.peer.get("drSecretsKmsKeyArn")
     credentials = GeneratedSecret(
@@ -107,7 +156,6 @@ def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, 
             description="PostgreSQL master credentials (replicated to the DR region)",
             fields={"username": "postoucancer_admin", "engine": "postgres", "port": 5432, "dbname": cfg.database.name},
             replica=SecretReplica(region=cfg.peer_region, kms_key_arn=dr_key) if dr_key is not None else None,
-            tags=tags,
         ),
     )
     db = PostgresPrimary(
@@ -124,11 +172,9 @@ def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, 
             db_name=cfg.database.name,
             username="postoucancer_admin",
             physical_name=f"{site.stack}-database",
-            tags={**tags, **BACKUP_TAG, "purpose": "database"},
+            tags={**BACKUP_TAG, PURPOSE_TAG_KEY: "database"},
         ),
     )
-    site.parts["database"] = db
-    site.parts["secrets.database"] = credentials
     # This stack's objectives table assumes the dr stack's warm standby as configured here.
     warn_if_peer_disagrees(site, "database", "warmStandby", cfg.database.warm_standby, "database.warmStandby")
     site.export("databaseInstanceArn", db.arn)
@@ -142,9 +188,10 @@ def _primary_database(site: Site, db_key, secrets_key, db_net: DatabaseNetwork, 
             "credentialsReplicatedTo": cfg.peer_region if dr_key is not None else None,
         },
     )
+    return db, credentials
 
 
-def _standby_database(site: Site, db_key, db_net: DatabaseNetwork, tags: dict[str, str]) -> None:
+def _standby_database(site: Site, db_key: CustomerKey, db_net: DatabaseNetwork) -> PostgresStandby:
     cfg = site.cfg
     source = site.peer.get("databaseInstanceArn")
     standby = PostgresStandby(
@@ -161,22 +208,14 @@ def _standby_database(site: Site, db_key, db_net: DatabaseNetwork, tags: dict[st
             promote=cfg.activated,
             engine_version=cfg.database.engine_version,
             physical_name=f"{site.stack}-database",
-            tags={**tags, "purpose": "database"},
+            tags={PURPOSE_TAG_KEY: "database"},
         ),
     )
-    site.parts["database"] = standby
     if standby.replica is not None:
         site.export("replicaInstanceArn", standby.replica.arn)
         site.export("databaseEndpoint", standby.replica.address)
     if standby.backups is not None:
         site.export("replicatedBackupsArn", standby.backups.id)
-    primary_secret = site.peer.get("databaseSecretArn")
-    if primary_secret is not None:
-        # The replica of the prod stack's secret, readable here with the primary region gone.
-        site.export(
-            "databaseSecretArn",
-            pulumi.Output.from_input(primary_secret).apply(lambda a: replica_arn(a, cfg.peer_region, site.region)),
-        )
     site.export(
         "database",
         {
@@ -189,3 +228,4 @@ def _standby_database(site: Site, db_key, db_net: DatabaseNetwork, tags: dict[st
             "crossRegionPitr": standby.backups is not None,
         },
     )
+    return standby

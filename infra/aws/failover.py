@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.dns_failover import DnsFailover, DnsFailoverArgs
+from infra.aws.app import App
 from infra.site import Site
 
 
@@ -21,11 +22,13 @@ def activation_parameter_name(stack: str) -> str:
     return f"/postoucancer/{stack}/activated-at"
 
 
-def build(site: Site) -> None:
+def build(site: Site, app: App) -> DnsFailover | None:
+    """The failover records (dr only, when dns.* is configured), and the activation record."""
     if not site.is_dr:
-        return  # never on the primary: it must be changeable with the primary region gone
+        return None  # never on the primary: it must be changeable with the primary region gone
     cfg = site.cfg
-    api = site.parts["app"]
+    api = app.api
+    dns = None
     if cfg.dns.zone_id and cfg.dns.record_name:
         primary_endpoint = site.peer.get("appEndpoint")
         dns = DnsFailover(
@@ -38,10 +41,8 @@ def build(site: Site) -> None:
                 dr_endpoint=api.endpoint,
                 primary_endpoint=primary_endpoint,
                 forced=cfg.activated,
-                tags={"postoucancer:stack": site.stack},
             ),
         )
-        site.parts["dns"] = dns
         site.export(
             "dns",
             {
@@ -72,3 +73,4 @@ def build(site: Site) -> None:
         )
         site.export("activatedAt", param.value)
     site.export("activated", cfg.activated)
+    return dns

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from components.aws.replicated_bucket import AccessLogBucket
+from dataclasses import dataclass
+
+from components.aws.kms import CustomerKey
+from components.aws.replicated_bucket import AccessLogBucket, ReplicatedBucket
 from infra.aws.buckets import site_bucket
 from infra.site import Site
 
 
-def build(site: Site) -> None:
+@dataclass(frozen=True)
+class Files:
+    bucket: ReplicatedBucket
+    key: CustomerKey
+    # The site's S3 server-access-log target (every site bucket logs into it).
+    access_logs: AccessLogBucket
+
+
+def build(site: Site) -> Files:
     cfg = site.cfg
     logs = AccessLogBucket(site.name("access-logs"), site.region, cfg.retention_policy)
-    site.parts["access_logs"] = logs
-    files, key = site_bucket(site, "files", what="user files", peer_outputs=("filesBucketArn", "filesKmsKeyArn"))
-    site.parts["kms.files"] = key
-    site.parts["files"] = files
+    files, key = site_bucket(
+        site, "files", logs, what="user files", peer_outputs=("filesBucketArn", "filesKmsKeyArn")
+    )
     site.export("filesBucketArn", files.arn)
     site.export("filesBucketName", files.bucket.bucket)
     site.export("filesKmsKeyArn", key.arn)
@@ -24,3 +34,4 @@ def build(site: Site) -> None:
         if site.is_primary
         else {"enabled": False, "role": "destination"},
     )
+    return Files(files, key, logs)

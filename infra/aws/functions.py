@@ -19,17 +19,26 @@ that already exists in this region's registry.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import pulumi
 import pulumi_aws as aws
 
 from components.aws.backup_functions import BackupFunctions, BackupFunctionsArgs
 from components.aws.kms import CustomerKey
-from components.aws.replicated_bucket import ReplicatedBucket
-from components.aws.secrets import replica_arn
+from components.aws.network import SiteNetwork
+from components.aws.replicated_bucket import AccessLogBucket, ReplicatedBucket
 from drplan import layout
 from drplan.handover import ENV_VAR as POLICY_ENV
 from infra.aws.buckets import site_bucket
+from infra.aws.data import DataTier, database_secret
 from infra.site import Site
+
+if TYPE_CHECKING:
+    from components.k8s.backup_cronjobs import BackupCronJobs
+    from infra.aws.app import App
 
 REPOSITORY = "postoucancer/{tier}/backup-functions"
 PREFIX = "postgres"
@@ -46,7 +55,6 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
         image_scanning_configuration={"scan_on_push": True},
         encryption_configurations=[{"encryption_type": "KMS"}],
         force_delete=False,
-        tags={"postoucancer:stack": site.stack},
     )
     if site.is_primary:
         # Images pushed here are copied into the DR region's repository of the same name.
@@ -71,12 +79,23 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
     return repo, uri
 
 
-def _bucket(site: Site) -> tuple[ReplicatedBucket, CustomerKey]:
+@dataclass(frozen=True)
+class Functions:
+    bucket: ReplicatedBucket  # the dumps (Object Lock, GFS expiry by tag)
+    key: CustomerKey
+    repository: aws.ecr.Repository
+    # The runner in use: Lambda functions, or CronJobs on the site's cluster.
+    lambdas: BackupFunctions | None = None
+    cronjobs: BackupCronJobs | None = None
+
+
+def _bucket(site: Site, access_logs: AccessLogBucket) -> tuple[ReplicatedBucket, CustomerKey]:
     cfg = site.cfg
     retention = cfg.retention_policy
     return site_bucket(
         site,
         "pg-backups",
+        access_logs,
         what="PostgreSQL dumps",
         peer_outputs=("backupBucketArn", "backupBucketKmsKeyArn"),
         purpose="database-backups",
@@ -86,36 +105,18 @@ def _bucket(site: Site) -> tuple[ReplicatedBucket, CustomerKey]:
         expire_by_tag=layout.GFS_TAG_KEY,
         # Verification records are evidence of restore tests: kept as long as the backups.
         expire_prefixes={f"{PREFIX}/{cfg.database.name}/{layout.VERIFY_DIR}/": retention.longest},
-        tags={"postoucancer:stack": site.stack},
     )
 
 
-def _database_secret(site: Site) -> tuple[pulumi.Input[str] | None, pulumi.Input[str] | None]:
-    """The database credentials the functions read, and the key that decrypts them."""
-    secrets_key = site.parts.get("kms.secrets")
-    key_arn = secrets_key.arn if secrets_key is not None else None
-    if site.is_primary:
-        secret = site.parts.get("secrets.database")
-        return (secret.arn if secret is not None else None), key_arn
-    # DR: the replica of prod's secret in this region (readable with the primary region gone).
-    arn = site.peer.get("databaseSecretArn")
-    if arn is None:
-        return None, key_arn
-    return pulumi.Output.from_input(arn).apply(lambda a: replica_arn(a, site.cfg.peer_region, site.region)), key_arn
-
-
-def build(site: Site) -> None:
+def build(site: Site, network: SiteNetwork, data: DataTier, access_logs: AccessLogBucket, app: App) -> Functions:
     cfg = site.cfg
-    bucket, key = _bucket(site)
-    site.parts["backups.bucket"] = bucket
-    site.parts["kms.backups_bucket"] = key
+    bucket, key = _bucket(site, access_logs)
     site.export("backupBucketArn", bucket.arn)
     site.export("backupBucketName", bucket.bucket.bucket)
     site.export("backupBucketKmsKeyArn", key.arn)
     repo, image = _repository(site)
-    site.parts["backups.repository"] = repo
 
-    secret_arn, secret_key_arn = _database_secret(site)
+    secret_arn, secret_key_arn = database_secret(site, data)
     enabled = site.is_primary or cfg.activated
     info = {
         "runner": cfg.functions.runner,
@@ -124,15 +125,9 @@ def build(site: Site) -> None:
         "image": image,
     }
     if cfg.functions.runner == "kubernetes":
-        _cronjobs(site, bucket, key, image, secret_arn, secret_key_arn, enabled)
+        jobs = _cronjobs(site, app, data, bucket, key, image, secret_arn, secret_key_arn, enabled)
         site.export("backupFunctions", info)
-        return
-
-    network = site.parts.get("network")
-    if network is None:
-        pulumi.log.warn("no site network yet (infra/aws/network.py): the backup functions are not deployed")
-        site.export("backupFunctions", {**info, "deployed": False})
-        return
+        return Functions(bucket, key, repo, cronjobs=jobs)
     functions = BackupFunctions(
         site.name("pg"),
         BackupFunctionsArgs(
@@ -148,7 +143,7 @@ def build(site: Site) -> None:
             log_retention=cfg.retention_policy.audit_logs,
             db_secret_arn=secret_arn,
             db_secret_kms_key_arn=secret_key_arn,
-            db_host=_database_host(site),
+            db_host=data.host,
             verify_secret_arn=cfg.functions.verify_secret_arn,
             verify_secret_kms_key_arn=cfg.functions.verify_secret_kms_key_arn,
             prefix=PREFIX,
@@ -157,11 +152,9 @@ def build(site: Site) -> None:
             timeout=cfg.functions.timeout,
             memory_mb=cfg.functions.memory_mb,
             name_prefix=f"postoucancer-{site.stack}-pg",
-            tags={"postoucancer:stack": site.stack},
         ),
         opts=pulumi.ResourceOptions(depends_on=[repo]),
     )
-    site.parts["backup_functions"] = functions
     site.export(
         "backupFunctions",
         {
@@ -172,19 +165,11 @@ def build(site: Site) -> None:
             "deadLetterQueue": functions.dlq.arn,
         },
     )
-
-
-def _database_host(site: Site) -> pulumi.Output[str] | None:
-    """This site's own instance: the primary, or the DR replica (promoted on activation)."""
-    db = site.parts.get("database")
-    instance = getattr(db, "instance", None) or getattr(db, "replica", None)
-    return instance.address if instance is not None else None
+    return Functions(bucket, key, repo, lambdas=functions)
 
 
 def pod_identity_trust_policy() -> pulumi.Output[str]:
     """Trust policy of a role assumed by pods through EKS Pod Identity, from this account only."""
-    import json
-
     return aws.get_caller_identity_output().account_id.apply(
         lambda a: json.dumps(
             {
@@ -202,16 +187,15 @@ def pod_identity_trust_policy() -> pulumi.Output[str]:
     )
 
 
-def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enabled: bool) -> None:
+def _cronjobs(
+    site: Site, app: App, data: DataTier, bucket, key, image, secret_arn, secret_key_arn, enabled: bool
+) -> BackupCronJobs:
     """`functions.runner: kubernetes`: CronJobs on this site's cluster, with the functions'
     permissions bound to their ServiceAccount through EKS Pod Identity."""
     from components.aws.backup_functions import backup_policy, verify_policy
     from components.k8s.backup_cronjobs import BackupCronJobs, BackupCronJobsArgs
 
     cfg = site.cfg
-    provider = site.parts.get("k8s.provider")
-    if provider is None:
-        raise RuntimeError("functions.runner kubernetes needs the site's Kubernetes provider (infra/aws/app.py)")
     common = {
         "BACKUP_DATABASE": cfg.database.name,
         "BACKUP_BUCKET": bucket.bucket.bucket,
@@ -221,7 +205,7 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
     }
     if secret_arn is not None:
         common["DB_SECRET_ARN"] = secret_arn
-        if (host := _database_host(site)) is not None:
+        if (host := data.host) is not None:
             common["PGHOST"] = host
     jobs = BackupCronJobs(
         site.name("pg-cron"),
@@ -242,11 +226,10 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
             labels={"postoucancer.example/site": cfg.role.value},
         ),
         opts=pulumi.ResourceOptions(
-            providers={"kubernetes": provider},
-            depends_on=[d for d in [site.parts.get("k8s.namespace")] if d is not None],
+            providers={"kubernetes": app.provider},
+            depends_on=[app.namespace],
         ),
     )
-    site.parts["backup_cronjobs"] = jobs
     role = aws.iam.Role(
         site.name("pg-cron"),
         description="Post Ou Cancer backup/verify CronJobs (EKS Pod Identity): writes, never deletes, backups",
@@ -274,3 +257,4 @@ def _cronjobs(site: Site, bucket, key, image, secret_arn, secret_key_arn, enable
             "functions.runner is kubernetes but functions.eksClusterName is unset: the CronJobs' "
             "ServiceAccount gets no AWS role; fix: pulumi config set --path functions.eksClusterName <cluster>"
         )
+    return jobs

@@ -22,6 +22,10 @@ The GDPR functions themselves (roles, Lambda handlers, export bucket) are not de
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from components.aws.kms import CustomerKey
+from components.aws.replicated_bucket import AccessLogBucket, ReplicatedBucket
 from drplan.periods import Period, days
 from drplan.retention import Retention
 from infra.aws.buckets import site_bucket
@@ -49,12 +53,19 @@ def _deny_deleting_entries(bucket_arn: str, _account: str) -> list[dict]:
     ]
 
 
-def build(site: Site) -> None:
+@dataclass(frozen=True)
+class Ledger:
+    bucket: ReplicatedBucket
+    key: CustomerKey
+
+
+def build(site: Site, access_logs: AccessLogBucket) -> Ledger:
     cfg = site.cfg
     retention = cfg.retention_policy
     ledger, key = site_bucket(
         site,
         "gdpr-ledger",
+        access_logs,
         what="GDPR erasure ledger",
         peer_outputs=("gdprLedgerBucketArn", "gdprLedgerKmsKeyArn"),
         purpose="gdpr-erasure-ledger",
@@ -63,10 +74,8 @@ def build(site: Site) -> None:
         lock_period=retention.longest,
         expire_prefixes={LEDGER_PREFIX: entry_expiry(retention)},
         extra_policy=_deny_deleting_entries,
-        tags={"postoucancer:stack": site.stack},
     )
-    site.parts["gdpr.ledger"] = ledger
-    site.parts["kms.gdpr_ledger"] = key
     site.export("gdprLedgerBucketArn", ledger.arn)
     site.export("gdprLedgerBucketName", ledger.bucket.bucket)
     site.export("gdprLedgerKmsKeyArn", key.arn)
+    return Ledger(ledger, key)

@@ -2,7 +2,7 @@
 under a customer key, the alarms and EventBridge rules that publish to it, a dashboard.
 
 Every threshold below comes from drplan (or, for the storage quota, the stack config);
-`ALARMS` documents where. An alarm is created only for what the site actually runs: a DR
+`alarm_specs` says where. An alarm is created only for what the site actually runs: a DR
 site that is not activated takes no backups (its schedules are off), so "backup overdue"
 would page forever there; it watches its replica's lag and the DR-site health instead.
 
@@ -13,41 +13,101 @@ to a second topic of the same subscribers in us-east-1.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pulumi
 
-from components.aws.alerts import AlertTopic, AlertTopicArgs, Dashboard, DashboardArgs
+from components.aws.alerts import AlarmSpec, AlertTopic, AlertTopicArgs, Dashboard, DashboardArgs
+from components.aws.dns_failover import DnsFailover
 from drplan.names import METRIC_NAMESPACE as NAMESPACE
 from drplan.names import METRIC_SERVICE as SERVICE
 from drplan.objectives import PLAN_OBJECTIVE, SCENARIO_OBJECTIVES
-from drplan.periods import HOUR
+from drplan.periods import HOUR, MINUTE
 from drplan.recovery import ASSUMPTIONS
 from drplan.thresholds import BACKUP_OVERDUE_AFTER, REPLICATION_TIME_CONTROL
+from infra.aws.data import DataTier
+from infra.aws.files import Files
+from infra.aws.functions import Functions
+from infra.config import StackConfig
 from infra.site import Site
 
 ROUTE53_METRICS_REGION = "us-east-1"
 # The period of the function-metric alarms: the overdue alarm counts whole hours.
 METRIC_PERIOD = HOUR
 # Function, queue and replication alarms look at five-minute windows.
-FAST_PERIOD_S = 300
+FAST_PERIOD = 5 * MINUTE
+FAST_PERIOD_S = int(FAST_PERIOD.total_seconds())
+# S3 storage metrics are published once a day.
+STORAGE_PERIOD = timedelta(days=1)
 GB = 1024**3
+# The strictest scenario's RTO: a verified restore slower than this would miss it.
+FASTEST_RTO = min(o.rto for o in SCENARIO_OBJECTIVES.values())
+OVERDUE_PERIODS = int(BACKUP_OVERDUE_AFTER / METRIC_PERIOD)
 
-# What each alarm watches and where its threshold comes from (tests check the values).
-ALARMS: dict[str, str] = {
-    "backup-failed": "a backup run reported BackupSuccess 0 (any failure)",
-    "backup-overdue": "no successful backup for model.BACKUP_OVERDUE_AFTER; missing data breaches",
-    "restore-test-failed": "a verify run reported VerifySuccess 0 (any failure)",
-    "restore-too-slow": "a verified restore took longer than the strictest scenario RTO of the model",
-    "replica-lag": "RDS ReplicaLag above model.ASSUMPTIONS.standby_lag_budget; missing data breaches",
-    "replication-latency-*": "S3 ReplicationLatency above model.REPLICATION_TIME_CONTROL",
-    "replication-failed-*": "S3 OperationsFailedReplication above 0",
-    "storage-quota": "backup bucket size above config alerts.storageQuotaGb",
-    "*-errors": "function Errors above 0",
-    "*-throttles": "function Throttles above 0",
-    "dead-letters": "a message in the functions' dead-letter queue",
-    "*-health": "Route 53 health check of a site reports unhealthy",
-}
+
+def alarm_specs(cfg: StackConfig) -> dict[str, AlarmSpec]:
+    """Every kind of alarm of a site, once: metric, statistic and a threshold from drplan (the
+    storage quota from config). Keys with `*` are raised once per function, bucket or site."""
+    return {
+        "backup-failed": AlarmSpec(
+            NAMESPACE, "BackupSuccess", "Minimum", "below", 1, METRIC_PERIOD,
+            "a backup run reported BackupSuccess 0 (any failure)",
+        ),
+        "backup-overdue": AlarmSpec(
+            NAMESPACE, "BackupSuccess", "Sum", "below", 1, METRIC_PERIOD,
+            "no successful backup for drplan.thresholds.BACKUP_OVERDUE_AFTER; missing data breaches",
+            evaluation_periods=OVERDUE_PERIODS, datapoints_to_alarm=OVERDUE_PERIODS, missing_data_breaches=True,
+        ),
+        "restore-test-failed": AlarmSpec(
+            NAMESPACE, "VerifySuccess", "Minimum", "below", 1, METRIC_PERIOD,
+            "a verify run reported VerifySuccess 0 (any failure)",
+        ),
+        "restore-too-slow": AlarmSpec(
+            NAMESPACE, "RestoreDurationSeconds", "Maximum", "above", FASTEST_RTO.total_seconds(), METRIC_PERIOD,
+            "a verified restore took longer than the strictest scenario RTO (drplan.objectives)",
+        ),
+        "*-errors": AlarmSpec(
+            "AWS/Lambda", "Errors", "Sum", "above", 0, FAST_PERIOD, "function Errors above 0"
+        ),
+        "*-throttles": AlarmSpec(
+            "AWS/Lambda", "Throttles", "Sum", "above", 0, FAST_PERIOD, "function Throttles above 0"
+        ),
+        "dead-letters": AlarmSpec(
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "above", 0, FAST_PERIOD,
+            "a message in the functions' dead-letter queue",
+        ),
+        "replica-lag": AlarmSpec(
+            "AWS/RDS", "ReplicaLag", "Maximum", "above", ASSUMPTIONS.standby_lag_budget.total_seconds(), MINUTE,
+            "RDS ReplicaLag above drplan.recovery.ASSUMPTIONS.standby_lag_budget; missing data breaches",
+            evaluation_periods=3, missing_data_breaches=True,
+        ),
+        "replication-latency-*": AlarmSpec(
+            "AWS/S3", "ReplicationLatency", "Maximum", "above", REPLICATION_TIME_CONTROL.total_seconds(), FAST_PERIOD,
+            "S3 ReplicationLatency above drplan.thresholds.REPLICATION_TIME_CONTROL",
+        ),
+        "replication-failed-*": AlarmSpec(
+            "AWS/S3", "OperationsFailedReplication", "Sum", "above", 0, FAST_PERIOD,
+            "S3 OperationsFailedReplication above 0",
+        ),
+        "storage-quota": AlarmSpec(
+            "AWS/S3", "BucketSizeBytes", "Maximum", "above", cfg.alerts.storage_quota_gb * GB, STORAGE_PERIOD,
+            "backup bucket size above config alerts.storageQuotaGb",
+        ),
+        "*-health": AlarmSpec(
+            "AWS/Route53", "HealthCheckStatus", "Minimum", "below", 1, MINUTE,
+            "Route 53 health check of a site reports unhealthy", missing_data_breaches=True,
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    topic: AlertTopic
+    # us-east-1 twin for the Route 53 health alarms (the dr stack, with DNS failover only).
+    health: AlertTopic | None
+    dashboard: Dashboard
 
 
 def _fn_dims(database: str) -> dict[str, str]:
@@ -59,20 +119,8 @@ def _alarm_arns(topic: AlertTopic) -> list[pulumi.Output[str]]:
     return [a.arn for a in topic.alarms.values()]
 
 
-def build(site: Site) -> None:
-    cfg = site.cfg
-    tags = {"postoucancer:stack": site.stack}
-    topic = AlertTopic(
-        site.name("alerts"),
-        AlertTopicArgs(region=site.region, emails=cfg.alerts.emails, webhooks=cfg.alerts.webhooks, tags=tags),
-    )
-    site.parts["alerts"] = topic
-    thresholds: dict[str, Any] = {}
-    db = cfg.database.name
-    functions = site.parts.get("backup_functions")
-    backups_on = site.is_primary or cfg.activated
-
-    # --- AWS Backup (both sites: jobs run in the primary, copy jobs land in the DR vault) --
+def _aws_backup_rules(topic: AlertTopic) -> None:
+    """Both sites: jobs run in the primary, copy jobs land in the DR vault."""
     topic.on_event(
         "backup-job-failed",
         "AWS Backup job failed, expired or aborted",
@@ -97,203 +145,126 @@ def build(site: Site) -> None:
         },
     )
 
+
+def build(site: Site, data: DataTier, files: Files, functions: Functions, dns: DnsFailover | None) -> Monitoring:
+    cfg = site.cfg
+    topic = AlertTopic(
+        site.name("alerts"),
+        AlertTopicArgs(region=site.region, emails=cfg.alerts.emails, webhooks=cfg.alerts.webhooks),
+    )
+    specs = alarm_specs(cfg)
+    db = cfg.database.name
+    backups_on = site.is_primary or cfg.activated
+    _aws_backup_rules(topic)
+
     # --- the backup / verify functions ------------------------------------------------
-    period = int(METRIC_PERIOD.total_seconds())
     if backups_on:
-        topic.alarm(
-            "backup-failed",
+        topic.raise_alarm(
+            "backup-failed", specs["backup-failed"], _fn_dims(db),
             f"A PostgreSQL backup of {db} failed (see the function's audit log)",
-            namespace=NAMESPACE,
-            metric_name="BackupSuccess",
-            dimensions=_fn_dims(db),
-            statistic="Minimum",
-            period=period,
-            evaluation_periods=1,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
         )
-        overdue_periods = int(BACKUP_OVERDUE_AFTER / METRIC_PERIOD)
-        topic.alarm(
-            "backup-overdue",
+        topic.raise_alarm(
+            "backup-overdue", specs["backup-overdue"], _fn_dims(db),
             f"No successful backup of {db} for {BACKUP_OVERDUE_AFTER} (plan: backup not completed in time)",
-            namespace=NAMESPACE,
-            metric_name="BackupSuccess",
-            dimensions=_fn_dims(db),
-            statistic="Sum",
-            period=period,
-            evaluation_periods=overdue_periods,
-            datapoints_to_alarm=overdue_periods,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
-            treat_missing_data="breaching",
         )
-        thresholds["backupOverdueHours"] = overdue_periods * period / 3600
-        topic.alarm(
-            "restore-test-failed",
+        topic.raise_alarm(
+            "restore-test-failed", specs["restore-test-failed"], _fn_dims(db),
             f"The restore test of {db}'s backup failed (plan: restore test failure)",
-            namespace=NAMESPACE,
-            metric_name="VerifySuccess",
-            dimensions=_fn_dims(db),
-            statistic="Minimum",
-            period=period,
-            evaluation_periods=1,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
         )
-        fastest_rto = min(o.rto for o in SCENARIO_OBJECTIVES.values())
-        topic.alarm(
-            "restore-too-slow",
-            f"Restoring {db}'s backup took longer than the strictest RTO ({fastest_rto})",
-            namespace=NAMESPACE,
-            metric_name="RestoreDurationSeconds",
-            dimensions=_fn_dims(db),
-            statistic="Maximum",
-            period=period,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=fastest_rto.total_seconds(),
+        topic.raise_alarm(
+            "restore-too-slow", specs["restore-too-slow"], _fn_dims(db),
+            f"Restoring {db}'s backup took longer than the strictest RTO ({FASTEST_RTO})",
         )
-        thresholds["restoreDurationSeconds"] = fastest_rto.total_seconds()
-    if functions is not None:
-        for key, fn in functions.functions.items():
-            for metric in ("Errors", "Throttles"):
-                topic.alarm(
-                    f"{key}-{metric.lower()}",
-                    f"The {key} function reported {metric}",
-                    namespace="AWS/Lambda",
-                    metric_name=metric,
-                    dimensions={"FunctionName": fn.name},
-                    statistic="Sum",
-                    period=FAST_PERIOD_S,
-                    evaluation_periods=1,
-                    comparison_operator="GreaterThanThreshold",
-                    threshold=0,
+    if functions.lambdas is not None:
+        for key, fn in functions.lambdas.functions.items():
+            for metric in ("errors", "throttles"):
+                spec = specs[f"*-{metric}"]
+                topic.raise_alarm(
+                    f"{key}-{metric}", spec, {"FunctionName": fn.name}, f"The {key} function reported {spec.metric}"
                 )
-        topic.alarm(
-            "dead-letters",
+        topic.raise_alarm(
+            "dead-letters", specs["dead-letters"], {"QueueName": functions.lambdas.dlq.name},
             "A scheduled backup/verify run failed all its retries (dead-letter queue not empty)",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": functions.dlq.name},
-            statistic="Maximum",
-            period=FAST_PERIOD_S,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
         )
 
     # --- replication ---------------------------------------------------------------------
-    database = site.parts.get("database")
-    replica = getattr(database, "replica", None) if site.is_dr and not cfg.activated else None
+    replica = getattr(data.database, "replica", None) if site.is_dr and not cfg.activated else None
     if replica is not None:
-        budget = ASSUMPTIONS.standby_lag_budget
-        topic.alarm(
-            "replica-lag",
-            f"The warm standby lags more than its RPO budget ({budget}; plan RPO {PLAN_OBJECTIVE.rpo})",
-            namespace="AWS/RDS",
-            metric_name="ReplicaLag",
-            dimensions={"DBInstanceIdentifier": replica.identifier},
-            statistic="Maximum",
-            period=60,
-            evaluation_periods=3,
-            comparison_operator="GreaterThanThreshold",
-            threshold=budget.total_seconds(),
-            treat_missing_data="breaching",
+        topic.raise_alarm(
+            "replica-lag", specs["replica-lag"], {"DBInstanceIdentifier": replica.identifier},
+            f"The warm standby lags more than its RPO budget ({ASSUMPTIONS.standby_lag_budget}; "
+            f"plan RPO {PLAN_OBJECTIVE.rpo})",
         )
-        thresholds["replicaLagSeconds"] = budget.total_seconds()
-    rtc = REPLICATION_TIME_CONTROL.total_seconds()
-    replicated = (("files", "files", "filesBucketName"), ("backups", "backups.bucket", "backupBucketName"))
-    for label, part, peer_key in replicated:
-        bucket = site.parts.get(part)
-        if bucket is None or getattr(bucket, "replication", None) is None:
-            continue
-        dest = site.peer.get(peer_key)
-        if dest is None:
+    for label, bucket, peer_key in (("files", files.bucket, "filesBucketName"),
+                                    ("backups", functions.bucket, "backupBucketName")):
+        if bucket.replication is None or (dest := site.peer.get(peer_key)) is None:
             continue
         dims = {"SourceBucket": bucket.bucket.bucket, "DestinationBucket": dest, "RuleId": "to-dr-region"}
-        topic.alarm(
-            f"replication-latency-{label}",
+        topic.raise_alarm(
+            f"replication-latency-{label}", specs["replication-latency-*"], dims,
             f"S3 replication of the {label} bucket is slower than its Replication Time Control "
             f"({REPLICATION_TIME_CONTROL})",
-            namespace="AWS/S3",
-            metric_name="ReplicationLatency",
-            dimensions=dims,
-            statistic="Maximum",
-            period=FAST_PERIOD_S,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=rtc,
         )
-        topic.alarm(
-            f"replication-failed-{label}",
+        topic.raise_alarm(
+            f"replication-failed-{label}", specs["replication-failed-*"], dims,
             f"S3 replication of the {label} bucket failed for some objects",
-            namespace="AWS/S3",
-            metric_name="OperationsFailedReplication",
-            dimensions=dims,
-            statistic="Sum",
-            period=FAST_PERIOD_S,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
         )
-        thresholds["replicationLatencySeconds"] = rtc
 
     # --- storage -------------------------------------------------------------------------
-    backups = site.parts.get("backups.bucket")
-    if backups is not None:
-        quota = cfg.alerts.storage_quota_gb * GB
-        topic.alarm(
-            "storage-quota",
-            f"The backup bucket holds more than alerts.storageQuotaGb = {cfg.alerts.storage_quota_gb:g} GB",
-            namespace="AWS/S3",
-            metric_name="BucketSizeBytes",
-            dimensions={"BucketName": backups.bucket.bucket, "StorageType": "StandardStorage"},
-            statistic="Maximum",
-            period=86400,  # S3 storage metrics are daily
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=quota,
-        )
-        thresholds["storageQuotaBytes"] = quota
+    topic.raise_alarm(
+        "storage-quota", specs["storage-quota"],
+        {"BucketName": functions.bucket.bucket.bucket, "StorageType": "StandardStorage"},
+        f"The backup bucket holds more than alerts.storageQuotaGb = {cfg.alerts.storage_quota_gb:g} GB",
+    )
 
     # --- DR-site health (the dr stack owns the DNS failover and its health checks) ----------
-    dns = site.parts.get("dns")
+    health = None
     if dns is not None:
         health = AlertTopic(
             site.name("alerts-health"),
-            AlertTopicArgs(
-                region=ROUTE53_METRICS_REGION, emails=cfg.alerts.emails, webhooks=cfg.alerts.webhooks, tags=tags
-            ),
+            AlertTopicArgs(region=ROUTE53_METRICS_REGION, emails=cfg.alerts.emails, webhooks=cfg.alerts.webhooks),
         )
-        site.parts["alerts.health"] = health
         for which, check in (("primary", dns.primary_check), ("dr", dns.dr_check)):
-            if check is None:
-                continue
-            health.alarm(
-                f"{which}-health",
-                f"The {which} site's health endpoint fails Route 53's checks",
-                namespace="AWS/Route53",
-                metric_name="HealthCheckStatus",
-                dimensions={"HealthCheckId": check.id},
-                statistic="Minimum",
-                period=60,
-                evaluation_periods=1,
-                comparison_operator="LessThanThreshold",
-                threshold=1,
-                treat_missing_data="breaching",
-            )
+            if check is not None:
+                health.raise_alarm(
+                    f"{which}-health", specs["*-health"], {"HealthCheckId": check.id},
+                    f"The {which} site's health endpoint fails Route 53's checks",
+                )
 
-    _dashboard(site, topic, db, replica)
+    dashboard = _dashboard(site, topic, db, replica, files, functions)
     site.export(
         "alerts",
         {
             "topicArn": topic.arn,
             "subscribers": len(cfg.alerts.emails) + len(cfg.alerts.webhooks),
-            "alarms": sorted(topic.alarms) + sorted(getattr(site.parts.get("alerts.health"), "alarms", {})),
+            "alarms": sorted(topic.alarms) + sorted(health.alarms if health else {}),
             "rules": sorted(topic.rules),
-            "thresholds": thresholds,
+            "thresholds": _thresholds(topic, specs),
         },
     )
+    return Monitoring(topic, health, dashboard)
+
+
+# What the `alerts.thresholds` export reports, per alarm raised: (export key, alarm, spec).
+_REPORTED = (
+    ("backupOverdueHours", "backup-overdue", lambda s: s.evaluation_periods * s.period / HOUR),
+    ("restoreDurationSeconds", "restore-too-slow", lambda s: s.threshold),
+    ("replicaLagSeconds", "replica-lag", lambda s: s.threshold),
+    ("replicationLatencySeconds", "replication-latency-files", lambda s: s.threshold),
+    ("replicationLatencySeconds", "replication-latency-backups", lambda s: s.threshold),
+    ("storageQuotaBytes", "storage-quota", lambda s: s.threshold),
+)
+
+
+def _thresholds(topic: AlertTopic, specs: dict[str, AlarmSpec]) -> dict[str, float]:
+    from fnmatch import fnmatch
+
+    reported = {}
+    for export_key, alarm, value in _REPORTED:
+        if alarm in topic.alarms:
+            spec = next(s for pattern, s in specs.items() if fnmatch(alarm, pattern))
+            reported[export_key] = value(spec)
+    return reported
 
 
 def _metric_widget(title: str, region: str, metrics: list[list[Any]], **props: Any) -> dict[str, Any]:
@@ -305,7 +276,7 @@ def _metric_widget(title: str, region: str, metrics: list[list[Any]], **props: A
     }
 
 
-def _dashboard(site: Site, topic: AlertTopic, db: str, replica: Any) -> None:
+def _dashboard(site: Site, topic: AlertTopic, db: str, replica: Any, files: Files, functions: Functions) -> Dashboard:
     """Plan: backup success, size and duration; restore-test results and durations;
     replication lag; storage used."""
     region = site.region
@@ -361,8 +332,8 @@ def _dashboard(site: Site, topic: AlertTopic, db: str, replica: Any) -> None:
                 },
             )
         )
-    backups = site.parts.get("backups.bucket")
-    if backups is not None and backups.replication is not None:
+    backups = functions.bucket
+    if backups.replication is not None:
         widgets.append(
             _metric_widget(
                 "S3 replication latency of the backup bucket (s); line: RTC",
@@ -373,12 +344,10 @@ def _dashboard(site: Site, topic: AlertTopic, db: str, replica: Any) -> None:
                 annotations={"horizontal": [{"label": "RTC", "value": REPLICATION_TIME_CONTROL.total_seconds()}]},
             )
         )
-    storage = []
-    for part in ("backups.bucket", "files"):
-        bucket = site.parts.get(part)
-        if bucket is not None:
-            name = bucket.bucket.bucket
-            storage.append(["AWS/S3", "BucketSizeBytes", "BucketName", name, "StorageType", "StandardStorage"])
+    storage = [
+        ["AWS/S3", "BucketSizeBytes", "BucketName", bucket.bucket.bucket, "StorageType", "StandardStorage"]
+        for bucket in (functions.bucket, files.bucket)
+    ]
     if storage:
         widgets.append(
             _metric_widget(
@@ -409,5 +378,5 @@ def _dashboard(site: Site, topic: AlertTopic, db: str, replica: Any) -> None:
         x += w["width"]
     # Dashboard names are global to the account: carry the stack.
     dashboard = Dashboard(f"postoucancer-{site.stack}-backups", DashboardArgs(region=region, widgets=widgets))
-    site.parts["dashboard"] = dashboard
     site.export("dashboard", dashboard.dashboard.dashboard_name)
+    return dashboard

@@ -6,7 +6,7 @@ from components.aws.network import SiteNetwork, SiteNetworkArgs
 from infra.site import Site
 
 
-def build(site: Site) -> None:
+def build(site: Site) -> SiteNetwork:
     net = site.cfg.network
     network = SiteNetwork(
         site.name("network"),
@@ -15,11 +15,8 @@ def build(site: Site) -> None:
             cidr=net.cidr,
             existing_vpc_id=net.vpc_id,
             existing_subnet_ids=list(net.subnet_ids),
-            tags={"postoucancer:stack": site.stack},
         ),
     )
-    # For the functions (Lambda in the database VPC), the app and the alarms.
-    site.parts["network"] = network
     site.export(
         "network",
         {
@@ -33,3 +30,4 @@ def build(site: Site) -> None:
             },
         },
     )
+    return network

@@ -6,10 +6,11 @@ import re
 
 import pytest
 
+from drplan.names import METRIC_NAMESPACE as NAMESPACE
+from drplan.names import METRIC_SERVICE as SERVICE
 from drplan.objectives import SCENARIO_OBJECTIVES
 from drplan.recovery import ASSUMPTIONS
 from drplan.thresholds import BACKUP_OVERDUE_AFTER, REPLICATION_TIME_CONTROL
-from lambdas.core.telemetry import NAMESPACE, SERVICE
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RULE = "aws:cloudwatch/eventRule:EventRule"
@@ -89,85 +90,88 @@ def test_aws_backup_failures_are_rules(prod):
     assert rules["primary-alerts-copy-job-failed"]["detail-type"] == ["Copy Job State Change"]
 
 
-@pytest.mark.parametrize("stack", ["prod", "staging", "activated_dr"])
-def test_backup_alarms_trace_to_the_model(request, stack):
+def _spec_for(alarm_key, specs):
+    from fnmatch import fnmatch
+
+    matches = [spec for pattern, spec in specs.items() if fnmatch(alarm_key, pattern)]
+    assert len(matches) == 1, (alarm_key, matches)
+    return matches[0]
+
+
+@pytest.mark.parametrize("stack", ["prod", "dr", "staging", "staging_dr", "activated_dr"])
+def test_every_alarm_is_raised_from_its_spec(request, stack):
+    """Wiring, not a restatement: each recorded alarm is its spec of `alarm_specs`, one table."""
+    from infra.aws.monitoring import alarm_specs
+    from infra.runbooks import stack_config
+
     run = request.getfixturevalue(stack)
     site = "dr" if "dr" in stack else "primary"
-    alarms = _alarms(run, f"{site}-alerts")
-    dims = {"database": "postoucancer", "service": SERVICE}
-    overdue = alarms["backup-overdue"].inputs
-    assert overdue["namespace"] == NAMESPACE and overdue["metricName"] == "BackupSuccess"
-    assert overdue["dimensions"] == dims
-    # Not a single success within the overdue window (missing data counts as breaching).
-    assert overdue["period"] * overdue["evaluationPeriods"] == BACKUP_OVERDUE_AFTER.total_seconds()
-    assert overdue["datapointsToAlarm"] == overdue["evaluationPeriods"]
-    assert overdue["treatMissingData"] == "breaching"
-    assert overdue["comparisonOperator"] == "LessThanThreshold" and overdue["threshold"] == 1
-    # CloudWatch: period x evaluation periods at most 7 days, and only with periods of >= 1 h beyond 1 day.
-    assert overdue["period"] >= 3600 and overdue["period"] * overdue["evaluationPeriods"] <= 7 * 86400
-    failed = alarms["backup-failed"].inputs
-    assert (failed["metricName"], failed["statistic"], failed["threshold"]) == ("BackupSuccess", "Minimum", 1)
-    verify = alarms["restore-test-failed"].inputs
-    assert (verify["metricName"], verify["comparisonOperator"], verify["threshold"]) == (
-        "VerifySuccess",
-        "LessThanThreshold",
-        1,
-    )
-    slow = alarms["restore-too-slow"].inputs
-    assert slow["threshold"] == min(o.rto for o in SCENARIO_OBJECTIVES.values()).total_seconds()
+    specs = alarm_specs(stack_config(run.stack))
+    for topic in (f"{site}-alerts", f"{site}-alerts-health"):
+        if not any(r.name == topic for r in run.of_type("postoucancer:aws:AlertTopic")):
+            continue
+        for key, alarm in _alarms(run, topic).items():
+            spec, i = _spec_for(key, specs), alarm.inputs
+            assert (i["namespace"], i["metricName"], i["statistic"]) == (spec.namespace, spec.metric, spec.statistic)
+            assert (i["comparisonOperator"], i["threshold"]) == (spec.comparison_operator, spec.threshold), key
+            assert i["period"] == spec.period.total_seconds() and i["evaluationPeriods"] == spec.evaluation_periods
+            assert i["treatMissingData"] == ("breaching" if spec.missing_data_breaches else "notBreaching")
+            # CloudWatch: an alarm looks back at most 7 days.
+            assert i["period"] * i["evaluationPeriods"] <= 7 * 86400, key
+
+
+def test_thresholds_derive_from_the_plan_and_the_config():
+    from infra.aws.monitoring import alarm_specs
+    from infra.runbooks import stack_config
+
+    cfg = stack_config("prod")
+    specs = alarm_specs(cfg)
+    overdue = specs["backup-overdue"]
+    # Not a single success within the overdue window; missing data (no run at all) counts.
+    assert overdue.period * overdue.evaluation_periods == BACKUP_OVERDUE_AFTER
+    assert overdue.datapoints_to_alarm == overdue.evaluation_periods and overdue.missing_data_breaches
+    assert specs["restore-too-slow"].threshold == min(o.rto for o in SCENARIO_OBJECTIVES.values()).total_seconds()
+    assert specs["replica-lag"].threshold == ASSUMPTIONS.standby_lag_budget.total_seconds()
+    assert specs["replication-latency-*"].threshold == REPLICATION_TIME_CONTROL.total_seconds()
+    bigger = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"storage_quota_gb": 5000})})
+    assert alarm_specs(bigger)["storage-quota"].threshold == 5000 * 1024**3
+    assert specs["storage-quota"].threshold == cfg.alerts.storage_quota_gb * 1024**3
 
 
 @pytest.mark.parametrize("stack", ["prod", "dr", "activated_dr"])
-def test_function_errors_throttles_and_dead_letters_are_alarmed(request, stack):
+def test_alarms_watch_this_sites_own_resources(request, stack):
     run = request.getfixturevalue(stack)
     site = "dr" if "dr" in stack else "primary"
     alarms = _alarms(run, f"{site}-alerts")
     for fn in ("backup", "verify"):
-        name = next(
-            f.inputs["name"] for f in run.of_type("aws:lambda/function:Function") if f.name == f"{site}-pg-{fn}"
-        )
-        for metric in ("Errors", "Throttles"):
-            a = alarms[f"{fn}-{metric.lower()}"].inputs
-            assert (a["namespace"], a["metricName"], a["dimensions"]) == ("AWS/Lambda", metric, {"FunctionName": name})
-            assert a["comparisonOperator"] == "GreaterThanThreshold" and a["threshold"] == 0
-    dlq = alarms["dead-letters"].inputs
+        name = run.one("aws:lambda/function:Function", f"{site}-pg-{fn}").inputs["name"]
+        for metric in ("errors", "throttles"):
+            assert alarms[f"{fn}-{metric}"].inputs["dimensions"] == {"FunctionName": name}
     queue = run.one("aws:sqs/queue:Queue", f"{site}-pg-dlq")
-    assert dlq["dimensions"] == {"QueueName": queue.outputs["name"]} and dlq["threshold"] == 0
+    assert alarms["dead-letters"].inputs["dimensions"] == {"QueueName": queue.outputs["name"]}
+    bucket = run.one("aws:s3/bucket:Bucket", f"{site}-pg-backups")
+    assert alarms["storage-quota"].inputs["dimensions"] == {
+        "BucketName": bucket.outputs["bucket"], "StorageType": "StandardStorage"}
+    for key in ("backup-failed", "backup-overdue", "restore-test-failed", "restore-too-slow"):
+        if key in alarms:
+            assert alarms[key].inputs["dimensions"] == {"database": "postoucancer", "service": SERVICE}
+            assert alarms[key].inputs["namespace"] == NAMESPACE
 
 
-def test_replica_lag_alarm_uses_the_models_budget(dr):
+def test_the_standby_watches_its_replica_and_is_not_paged_for_backups_it_does_not_take(dr):
     alarms = _alarms(dr, "dr-alerts")
-    lag = alarms["replica-lag"].inputs
-    replica = next(r for r in dr.of_type("aws:rds/instance:Instance") if r.name == "dr-database")
-    assert lag["namespace"] == "AWS/RDS" and lag["metricName"] == "ReplicaLag"
-    assert lag["dimensions"] == {"DBInstanceIdentifier": replica.outputs["identifier"]}
-    assert lag["threshold"] == ASSUMPTIONS.standby_lag_budget.total_seconds()
-    assert lag["treatMissingData"] == "breaching"
-    # A standby that takes no backups is not paged for missing ones.
+    replica = dr.one("aws:rds/instance:Instance", "dr-database")
+    assert alarms["replica-lag"].inputs["dimensions"] == {"DBInstanceIdentifier": replica.outputs["identifier"]}
     assert "backup-overdue" not in alarms and "backup-failed" not in alarms
 
 
-def test_s3_replication_alarms_use_rtc_from_the_model(prod, dr):
+def test_s3_replication_alarms_name_the_dr_destination(prod, dr):
     alarms = _alarms(prod, "primary-alerts")
     for label, dest in (("files", "dr-files"), ("backups", "dr-pg-backups")):
-        latency = alarms[f"replication-latency-{label}"].inputs
-        assert latency["metricName"] == "ReplicationLatency"
-        assert latency["threshold"] == REPLICATION_TIME_CONTROL.total_seconds()
-        dest_bucket = next(b for b in dr.of_type("aws:s3/bucket:Bucket") if b.name == dest)
-        assert latency["dimensions"]["DestinationBucket"] == dest_bucket.outputs["bucket"]
-        failed = alarms[f"replication-failed-{label}"].inputs
-        assert failed["metricName"] == "OperationsFailedReplication" and failed["threshold"] == 0
-
-
-def test_storage_quota_comes_from_config(prod):
-    quota_gb = 2000  # infra.config.Alerts default (the stack file sets none)
-    alarm = _alarms(prod, "primary-alerts")["storage-quota"].inputs
-    bucket = next(b for b in prod.of_type("aws:s3/bucket:Bucket") if b.name == "primary-pg-backups")
-    assert alarm["dimensions"] == {"BucketName": bucket.outputs["bucket"], "StorageType": "StandardStorage"}
-    assert alarm["threshold"] == quota_gb * 1024**3
-    from infra.config import Alerts
-
-    assert Alerts().storage_quota_gb == quota_gb
+        dest_bucket = dr.one("aws:s3/bucket:Bucket", dest)
+        for kind in ("latency", "failed"):
+            dims = alarms[f"replication-{kind}-{label}"].inputs["dimensions"]
+            assert dims["DestinationBucket"] == dest_bucket.outputs["bucket"]
 
 
 def test_dr_site_health_alarms_live_next_to_route53_metrics(dr, prod):
@@ -249,9 +253,9 @@ def test_every_alarm_of_the_plan_exists_per_site(request, stack, site, expected)
     assert expected <= alarms, expected - alarms
     rules = {r.name.removeprefix(f"{site}-alerts-") for r in run.of_type(RULE) if r.name.startswith(f"{site}-alerts-")}
     assert rules == RULES
-    # Every alarm is one of those documented in infra.aws.monitoring.ALARMS (with its source).
-    from fnmatch import fnmatch
+    # Every alarm is raised from one spec of the table (which also says where its threshold comes from).
+    from infra.aws.monitoring import alarm_specs
+    from infra.runbooks import stack_config
 
-    from infra.aws.monitoring import ALARMS
-
-    assert all(any(fnmatch(a, pattern) for pattern in ALARMS) for a in alarms)
+    specs = alarm_specs(stack_config(run.stack))
+    assert all(_spec_for(a, specs).source for a in alarms)

@@ -17,6 +17,15 @@ P = "postoucancer-dr:"
 CASES = [
     # (id, stack, overrides, removed keys, what the message must name)
     ("typo-top-level", "prod", {P + "tierr": "prod"}, (), ["'postoucancer-dr:tierr'", "did you mean 'tier'"]),
+    # The stack tag comes from the provider's default tags (every resource, no hand-written dicts).
+    ("stack-tag-missing", "prod", {}, ("aws:defaultTags",), ["'aws:defaultTags'", "is unset", "postoucancer:stack"]),
+    (
+        "stack-tag-of-another-stack",
+        "staging",
+        {"aws:defaultTags": {"tags": {"postoucancer:stack": "prod"}}},
+        (),
+        ["'aws:defaultTags'", 'is "prod"', "not this stack's name \"staging\"", "]' staging"],
+    ),
     (
         "typo-nested",
         "prod",
