@@ -15,7 +15,8 @@ import json
 import resource
 import sys
 
-from lambdas.core.errors import DataPlaneError, InvalidRequest
+from lambdas.core.errors import InvalidRequest
+from lambdas.core.failure import as_failure
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except InvalidRequest as exc:
         result, code = {"status": "invalid", **exc.as_dict()}, 2
-    except DataPlaneError as exc:
-        result, code = {"status": "failed", **exc.as_dict()}, 1
+    except Exception as exc:  # DataPlaneError, or anything else classified: always the JSON line
+        result, code = {"status": "failed", **as_failure(exc).as_dict()}, 1
     result["peak_rss_mb"] = peak_rss_mb()
     if code:
         print(f"{args.command} failed: {result.get('message')}", file=sys.stderr)

@@ -29,7 +29,8 @@ from typing import Any
 from lambdas.cli import event_from_args
 from lambdas.core.audit import Actor
 from lambdas.core.config import load_request
-from lambdas.core.errors import DataPlaneError, InvalidRequest
+from lambdas.core.errors import InvalidRequest
+from lambdas.core.failure import as_failure, one_contract
 from lambdas.core.gdpr import (
     ExportRequest,
     ReapplyRequest,
@@ -56,6 +57,7 @@ def _s3(bucket: str):
     return S3Store(bucket)
 
 
+@one_contract
 def record(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor | None = None,
            telemetry: Telemetry | None = None, ledger=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
@@ -65,6 +67,7 @@ def record(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
                           telemetry=telemetry or Telemetry.default())
 
 
+@one_contract
 def reapply(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor | None = None,
             telemetry: Telemetry | None = None, ledger=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
@@ -73,6 +76,7 @@ def reapply(event: Any, environ: Mapping[str, str] | None = None, *, actor: Acto
                           actor=actor or Actor.from_environment(environ), telemetry=telemetry or Telemetry.default())
 
 
+@one_contract
 def export(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor | None = None,
            telemetry: Telemetry | None = None, store=None, ledger=None, exports=None) -> dict[str, Any]:
     """The export document under "export", or (export_bucket set) its key under "export_key"."""
@@ -174,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             result["output"] = args.output
     except InvalidRequest as exc:
         result, code = {"status": "invalid", **exc.as_dict()}, 2
-    except DataPlaneError as exc:
-        result, code = {"status": "failed", **exc.as_dict()}, 1
     except OSError as exc:
         result, code = {"status": "failed", "cause": "output_unwritable", "message": str(exc)}, 1
+    except Exception as exc:  # DataPlaneError, or anything else classified: always the JSON line
+        result, code = {"status": "failed", **as_failure(exc).as_dict()}, 1
     if code:
         print(f"{args.command} failed: {result.get('message')}", file=sys.stderr)
     print(json.dumps(result, default=str, ensure_ascii=False))

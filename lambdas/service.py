@@ -9,6 +9,7 @@ from typing import Any
 from lambdas.core.audit import Actor
 from lambdas.core.backup import run_backup
 from lambdas.core.config import BackupRequest, VerifyRequest, load_request
+from lambdas.core.failure import one_contract
 from lambdas.core.pg import DbConn
 from lambdas.core.telemetry import Telemetry
 from lambdas.core.verify import run_verify
@@ -30,6 +31,7 @@ def _store(req):
     return S3Store(req.bucket)
 
 
+@one_contract
 def backup(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor | None = None,
            telemetry: Telemetry | None = None, store=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
@@ -38,6 +40,7 @@ def backup(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
                       telemetry=telemetry or Telemetry.default()).as_dict()
 
 
+@one_contract
 def verify(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor | None = None,
            telemetry: Telemetry | None = None, store=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ

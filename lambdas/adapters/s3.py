@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from lambdas.core.errors import AlreadyExists, NotFound, StorageError
-from lambdas.core.storage import StoredObject, WriteOptions
+from lambdas.core.storage import ObjectVersion, StoredObject, WriteOptions
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 
@@ -146,6 +146,25 @@ class S3Store:
         except ClientError as exc:
             raise _storage_error(exc, f"listing {prefix}") from None
         return keys
+
+    def list_versions(self, prefix: str) -> list[ObjectVersion]:
+        # S3 lists each key's versions newest first; "oldest first per key" is the reverse.
+        per_key: dict[str, list[ObjectVersion]] = {}
+        try:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                for v in page.get("Versions", []):
+                    per_key.setdefault(v["Key"], []).append(ObjectVersion(v["Key"], v.get("VersionId"),
+                                                                          v["LastModified"]))
+                for d in page.get("DeleteMarkers", []):
+                    per_key.setdefault(d["Key"], []).append(ObjectVersion(d["Key"], d.get("VersionId"),
+                                                                          d["LastModified"], delete_marker=True))
+        except ClientError as exc:
+            raise _storage_error(exc, f"listing versions under {prefix}") from None
+        out: list[ObjectVersion] = []
+        for versions in per_key.values():
+            # stable sort on the store's time keeps the listing's order among equal times
+            out.extend(sorted(reversed(versions), key=lambda v: v.stored_at))
+        return out
 
     # --- helpers ---------------------------------------------------------------------
     def _after_write(self, key: str, resp: dict, size: int, options: WriteOptions) -> StoredObject:

@@ -7,7 +7,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drplan import layout
@@ -17,7 +17,8 @@ from drplan.schedules import schedule_slot
 from . import VERSION
 from .audit import Actor, AuditEvent
 from .config import BackupRequest
-from .errors import AlreadyExists, BackupFailed, DataPlaneError, NotFound
+from .errors import AlreadyExists, BackupFailed, InvalidRequest, NotFound
+from .failure import as_failure, reraise
 from .manifest import Manifest
 from .pg import DbConn, exported_snapshot, pg_bin, row_counts, server_version, tool_version
 from .storage import ObjectStore, StoredObject, WriteOptions
@@ -25,6 +26,26 @@ from .stream import ALGORITHM, upload_stream
 from .telemetry import Telemetry
 
 MiB = 1 << 20
+# How far `at` may lie ahead of this machine's clock (a scheduler firing a little early).
+AT_SKEW = timedelta(minutes=5)
+
+
+def _check_logical_time(at: datetime | None, now: datetime, retention: timedelta) -> None:
+    """`at` picks the slot, the GFS class and the lock: bound it before anything is written.
+
+    A future `at` would make a yearly backup that shadows every real one and is locked for
+    years; one older than its generation's retention would be expired on arrival.
+    """
+    if at is None:
+        return
+    if at > now + AT_SKEW:
+        raise InvalidRequest([{"field": "at", "problem": f"{at.isoformat()} is in the future (now {now.isoformat()},"
+                               f" allowed skew {AT_SKEW})", "fix": "omit it (now), or give a past time"}],
+                             "backup request")
+    if at < now - retention:
+        raise InvalidRequest([{"field": "at", "problem": f"{at.isoformat()} is older than the retention of its"
+                               f" generation ({retention.days} d): such a backup would expire on arrival",
+                               "fix": "give a time within the retention, or omit it (now)"}], "backup request")
 
 
 @dataclass
@@ -69,14 +90,17 @@ def run_backup(
     resource = {"database": req.database, "slot": layout.slot_id(slot), "gfs_class": gfs.value,
                 "manifest_key": mkey, "run_id": run_id}
     log = tel.log
+    _check_logical_time(req.at, started, retention.for_class(gfs).delta)
 
     def fail(exc: Exception, object_key: str | None = None) -> None:
-        cause = exc.cause if isinstance(exc, DataPlaneError) else type(exc).__name__
+        failure = as_failure(exc)
+        cause = failure.cause
         tel.audit(AuditEvent("backup.create", "failure", actor, {**resource, "object_key": object_key},
                              reason=cause, details={"error": str(exc)[:1000]}))
         tel.publish(req.database, {"BackupSuccess": (0, "Count"),
                                    "BackupDurationSeconds": (time.monotonic() - t0, "Seconds")})
         log.error("backup failed", extra={"cause": cause, "error": str(exc)[:1000], **resource})
+        reraise(failure, exc)
 
     # Idempotent per slot: a manifest for the slot means the slot is done.
     try:
@@ -85,7 +109,6 @@ def run_backup(
         pass
     except Exception as exc:
         fail(exc)
-        raise
     else:
         log.info("slot already backed up: nothing to do", extra=resource)
         tel.audit(AuditEvent("backup.create", "skipped", actor, resource, reason="slot_already_backed_up"))
@@ -101,7 +124,6 @@ def run_backup(
             raise BackupFailed("object_lock=on but the bucket has no Object Lock", cause="object_lock_unavailable")
     except Exception as exc:
         fail(exc)
-        raise
     retain_until = started + retention.for_class(gfs).delta if lock else None
     options = WriteOptions(
         encryption_key=kms_key,
@@ -116,7 +138,6 @@ def run_backup(
         obj, stats, counts, versions = _dump_and_upload(req, store, db, dkey, options)
     except Exception as exc:
         fail(exc, dkey)
-        raise
 
     finished = datetime.now(UTC)
     manifest = Manifest(
@@ -137,7 +158,6 @@ def run_backup(
         return BackupResult("lost_race", mkey, object_key=dkey, duration_seconds=time.monotonic() - t0)
     except Exception as exc:
         fail(exc, dkey)
-        raise
     duration = time.monotonic() - t0
     result = BackupResult(
         "created", mkey, manifest=manifest.model_dump(mode="json"), object_key=dkey, duration_seconds=duration,
@@ -175,6 +195,9 @@ def _dump_and_upload(req: BackupRequest, store: ObjectStore, db: DbConn, key: st
             if rc != 0:
                 raise BackupFailed(f"pg_dump exited with status {rc}: {_tail(err.name)}", cause="pg_dump_failed",
                                    returncode=rc)
+            # In the dump's snapshot, and before the object is completed: a lost session
+            # must abort the upload, not leave a complete, locked object without a manifest.
+            counts = row_counts(conn, matviews="definition")
             obj: StoredObject = upload.complete()
         except BaseException:
             if proc.poll() is None:
@@ -191,5 +214,4 @@ def _dump_and_upload(req: BackupRequest, store: ObjectStore, db: DbConn, key: st
             raise BackupFailed(f"object encrypted with {obj.encryption_key!r}, not the configured key",
                                cause="encryption_key_mismatch", expected=options.encryption_key,
                                actual=obj.encryption_key, object_key=key)
-        counts = row_counts(conn)
     return obj, stats, counts, versions

@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -176,11 +177,14 @@ class VerifyRequest(_Request):
                 raise ValueError(f"not valid JSON: {exc.msg} at char {exc.pos}") from None
         return v
 
-    @model_validator(mode="after")
-    def _manifest_under_prefix(self):
-        if self.manifest_key is not None and f"/{self.database}/manifests/" not in f"/{self.manifest_key}":
-            raise ValueError(f"manifest_key {self.manifest_key!r} is not a manifest of database {self.database!r}")
-        return self
+    @field_validator("manifest_key")
+    @classmethod
+    def _manifest_under_prefix(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # A field validator, not a model one: the error then names manifest_key and its fix.
+        database = info.data.get("database")
+        if v is not None and database and f"/{database}/manifests/" not in f"/{v}":
+            raise ValueError(f"{v!r} is not a manifest of database {database!r}")
+        return v
 
 
 def load_request(model: type[_Request], event: Any, environ: Mapping[str, str] | None = None):
@@ -228,6 +232,9 @@ def _problems(model: type[_Request], exc: ValidationError, source: dict[str, str
             problem = re.sub(r"^Value error, ", "", err["msg"])
             if top in source:
                 problem += f" (from {source[top]})"
-            fix = model.FIX.get(top, model.FIX["__root__"] if not loc else "correct the value")
+            if loc:
+                fix = model.FIX.get(top, "correct the value")
+            else:  # a whole-request rule: only the credential one has a fix of its own
+                fix = model.FIX["__root__"] if "db_dsn" in problem else "correct the request"
         problems.append({"field": field, "problem": problem, "fix": fix})
     return problems

@@ -33,7 +33,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -47,6 +48,7 @@ from drplan import layout
 from .audit import Actor, AuditEvent
 from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _DB_NAME, _PREFIX, POLICY_ENV, BackupRequest, Policy, _Request
 from .errors import AlreadyExists, DataPlaneError, NotFound
+from .failure import as_failure
 from .pg import DbConn
 from .storage import ObjectStore, WriteOptions
 from .verify import load_manifest, newest_manifest, restored
@@ -188,15 +190,34 @@ class ExportRequest(_GdprRequest):
         return v
 
 
-# --- ownership from the foreign keys ---------------------------------------------
+# --- what belongs to a user: the database's own delete rules ---------------------
+#
+# Erasure is the database's own `DELETE FROM <users> WHERE <key> = ANY(ids)`: PostgreSQL applies
+# every foreign key's ON DELETE action exactly (CASCADE deletes, SET NULL / SET DEFAULT keep
+# the row without the user, RESTRICT / NO ACTION refuse), through any number of paths, self
+# references and cycles included. Nothing here re-implements those rules, so the erasure and
+# a DBA's DELETE on a copy of the database cannot disagree.
+#
+# Export needs the rows themselves, without deleting: ownership follows only the CASCADE
+# foreign keys (the rows the DELETE removes with the user). A SET NULL / SET DEFAULT column
+# (an editor, a reviewer) marks someone else's row that merely mentions the user: it survives
+# the erasure, so it is not the user's.
+
+_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
 @dataclass(frozen=True)
 class ForeignKey:
-    table: str  # schema.table holding the column
-    column: str
+    name: str
+    table: str  # schema.table holding the columns
+    columns: tuple[str, ...]
     parent: str  # schema.table referenced
-    parent_column: str
+    parent_columns: tuple[str, ...]
+    on_delete: str  # CASCADE | SET NULL | SET DEFAULT | RESTRICT | NO ACTION
+
+    @property
+    def column(self) -> str:
+        return ", ".join(self.columns)
 
 
 @dataclass(frozen=True)
@@ -204,8 +225,9 @@ class Ownership:
     root: str  # the users table, schema.table
     key: str  # its primary-key column
     key_type: str  # format_type() of that column, e.g. bigint, uuid
-    order: tuple[str, ...]  # the users table and every table that belongs to it, parents first
-    fks: dict[str, tuple[ForeignKey, ...]]  # table -> its foreign keys to tables in `order`
+    order: tuple[str, ...]  # the users table, then every table its DELETE cascades to (breadth first)
+    fks: dict[str, tuple[ForeignKey, ...]]  # table of `order` -> its CASCADE foreign keys into `order`
+    all_fks: tuple[ForeignKey, ...] = ()  # every foreign key of the database (to explain a refusal)
 
 
 def _ident(table: str) -> sql.Identifier:
@@ -214,15 +236,18 @@ def _ident(table: str) -> sql.Identifier:
 
 
 _FKS = """
-SELECT cn.nspname || '.' || cl.relname, a.attname, pn.nspname || '.' || pl.relname, pa.attname,
-       cardinality(c.conkey)
+SELECT c.conname, cn.nspname || '.' || cl.relname,
+       ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)::text[],
+       pn.nspname || '.' || pl.relname,
+       ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)::text[],
+       c.confdeltype
 FROM pg_constraint c
 JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
 JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
-WHERE c.contype = 'f'
-ORDER BY 1, 2
+WHERE c.contype = 'f' AND c.conparentid = 0
+ORDER BY 2, 1
 """
 
 
@@ -240,7 +265,7 @@ def primary_key(conn: psycopg.Connection, table: str) -> list[tuple[str, str]]:
 
 
 def ownership(conn: psycopg.Connection, users_table: str) -> Ownership:
-    """The users table and the tables that belong to it, from the catalog's foreign keys."""
+    """The users table and the tables its DELETE cascades to, from the catalog's foreign keys."""
     if conn.execute("SELECT to_regclass(%s)", (users_table,)).fetchone()[0] is None:
         raise GdprError(f"users table {users_table} does not exist in database {conn.info.dbname}",
                         cause="users_table_missing", users_table=users_table)
@@ -248,68 +273,25 @@ def ownership(conn: psycopg.Connection, users_table: str) -> Ownership:
     if len(pk) != 1:
         raise GdprError(f"{users_table} must have a one-column primary key (has {len(pk)})",
                         cause="unsupported_schema", users_table=users_table)
-    all_fks = [(ForeignKey(t, c, p, pc), n) for t, c, p, pc, n in conn.execute(_FKS).fetchall()]
-    owned = {users_table}
-    grew = True
-    while grew:
-        grew = False
-        for fk, _n in all_fks:
-            if fk.parent in owned and fk.table not in owned:
-                owned.add(fk.table)
-                grew = True
-    fks: dict[str, list[ForeignKey]] = {t: [] for t in owned}
-    for fk, n in all_fks:
-        if fk.parent not in owned:
-            continue
-        if n != 1:
-            raise GdprError(f"{fk.table} has a {n}-column foreign key to {fk.parent}: not supported",
-                            cause="unsupported_schema", table=fk.table)
-        if fk.table == fk.parent:
-            raise GdprError(f"{fk.table}.{fk.column} references its own table: not supported (extend lambdas/core/"
-                            "gdpr.py with a recursive query first)", cause="unsupported_schema", table=fk.table)
-        fks[fk.table].append(fk)
-    order: list[str] = []
-    pending = set(owned)
-    while pending:
-        ready = sorted(t for t in pending if all(fk.parent in order for fk in fks[t]))
-        if not ready:
-            raise GdprError(f"foreign keys form a cycle among {sorted(pending)}: not supported",
-                            cause="unsupported_schema", tables=sorted(pending))
-        order.extend(ready)
-        pending.difference_update(ready)
-    return Ownership(users_table, pk[0][0], pk[0][1], tuple(order), {t: tuple(v) for t, v in fks.items()})
+    all_fks = tuple(ForeignKey(n, t, tuple(c), p, tuple(pc), _ACTIONS[a])
+                    for n, t, c, p, pc, a in conn.execute(_FKS).fetchall())
+    order = [users_table]
+    for table in order:  # grows while it is walked: breadth first over the CASCADE edges
+        for fk in all_fks:
+            if fk.on_delete == "CASCADE" and fk.parent == table and fk.table not in order:
+                order.append(fk.table)
+    fks = {t: tuple(fk for fk in all_fks if fk.table == t and fk.parent in order and fk.on_delete == "CASCADE")
+           for t in order}
+    return Ownership(users_table, pk[0][0], pk[0][1], tuple(order), fks, all_fks)
 
 
-_IDS = sql.SQL("SELECT id FROM pg_temp.gdpr_ids")
-
-
-def _reach(own: Ownership, table: str) -> sql.Composable:
-    """Rows of `table` that reference a listed user directly or through other rows."""
-    if table == own.root:
-        return sql.SQL("{} IN ({})").format(sql.Identifier(own.key), _IDS)
-    parts = [sql.SQL("{} IN (SELECT {} FROM {} WHERE {})").format(
-        sql.Identifier(fk.column), sql.Identifier(fk.parent_column), _ident(fk.parent), _reach(own, fk.parent))
-        for fk in own.fks[table]]
-    return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")")
-
-
-def _belongs(own: Ownership, table: str) -> sql.Composable:
-    """Rows of `table` that are the listed user's own (see the module docstring)."""
-    if table == own.root:
-        return sql.SQL("{} IN ({})").format(sql.Identifier(own.key), _IDS)
-    direct = [fk for fk in own.fks[table] if fk.parent == own.root]
-    parts = [sql.SQL("{} IN (SELECT {} FROM {} WHERE {})").format(
-        sql.Identifier(fk.column), sql.Identifier(fk.parent_column), _ident(fk.parent), _belongs(own, fk.parent))
-        for fk in (direct or own.fks[table])]
-    return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")")
-
-
-def _load_ids(conn: psycopg.Connection, own: Ownership, ids: Iterable[str]) -> None:
-    conn.execute(sql.SQL("CREATE TEMP TABLE gdpr_ids (id {} PRIMARY KEY) ON COMMIT DROP").format(
-        sql.SQL(own.key_type)))
+def _load_ids(conn: psycopg.Connection, own: Ownership, ids: Iterable[str], table: str = "gdpr_ids") -> None:
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (id {} PRIMARY KEY) ON COMMIT DROP").format(
+        sql.Identifier(table), sql.SQL(own.key_type)))
     ids = sorted(set(ids))
     try:
-        with conn.transaction(), conn.cursor().copy("COPY pg_temp.gdpr_ids (id) FROM STDIN") as copy:
+        with conn.transaction(), conn.cursor().copy(
+                sql.SQL("COPY pg_temp.{} (id) FROM STDIN").format(sql.Identifier(table))) as copy:
             for uid in ids:
                 copy.write_row((uid,))
     except psycopg.errors.DataError as exc:
@@ -318,36 +300,129 @@ def _load_ids(conn: psycopg.Connection, own: Ownership, ids: Iterable[str]) -> N
                         cause="invalid_user_id", field="user_id", type=own.key_type) from None
 
 
-def apply_erasures(db: DbConn, users_table: str, user_ids: Iterable[str]) -> dict[str, int]:
-    """Delete the users and every row that belongs to them, in one transaction; rows deleted per table."""
-    ids = list(user_ids)
-    with db.connect(autocommit=False) as conn:
-        with conn.transaction():
-            own = ownership(conn, users_table)
-            deleted = {t: 0 for t in own.order}
-            if not ids:
-                return deleted
+_XACT_STATS = """
+SELECT schemaname || '.' || relname, n_tup_del, n_tup_upd FROM pg_stat_xact_user_tables
+WHERE schemaname NOT LIKE 'pg\\_temp%%'
+"""
+
+
+def _xact_changes(conn: psycopg.Connection) -> dict[str, tuple[int, int]]:
+    """Rows deleted and updated so far in this transaction, per table (cascades included)."""
+    return {t: (d, u) for t, d, u in conn.execute(_XACT_STATS).fetchall()}
+
+
+def _refusal(own: Ownership, exc: psycopg.errors.IntegrityError) -> GdprError:
+    diag = exc.diag
+    table = f"{diag.schema_name}.{diag.table_name}" if diag.table_name else None
+    fk = next((f for f in own.all_fks if f.name == diag.constraint_name and table in (f.table, f.parent)), None)
+    detail = (diag.message_detail or "").strip()
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation) and fk is not None and fk.on_delete in (
+            "RESTRICT", "NO ACTION"):
+        return GdprError(
+            f"the database refuses to erase: {fk.table}.{fk.column} references {fk.parent} ON DELETE {fk.on_delete}"
+            f" (constraint {fk.name}; {detail}). Nothing was recorded or deleted. Fix: decide in the schema what"
+            " happens to those rows when their user is deleted (ON DELETE CASCADE: deleted with the user;"
+            " SET NULL: kept without them), then erase again",
+            cause="erasure_restricted", table=fk.table, column=fk.column, constraint=fk.name,
+            on_delete=fk.on_delete)
+    return GdprError(
+        f"the database refuses to erase: {diag.message_primary} ({detail or diag.constraint_name})."
+        " Nothing was recorded or deleted. Fix: a SET NULL / SET DEFAULT foreign key must be able to take that"
+        " value (a nullable column; a default that exists in the parent table)",
+        cause="erasure_refused", table=table, constraint=diag.constraint_name, column=diag.column_name)
+
+
+@contextmanager
+def erasure(db: DbConn, users_table: str, user_ids: Iterable[str]) -> Iterator[dict[str, dict[str, int]]]:
+    """Delete the users with the database's own DELETE, in one transaction kept open while the
+    caller's block runs (the ledger write); commit when it returns, roll back if it raises.
+
+    Yields {"deleted": rows per table, "updated": rows per table (SET NULL / SET DEFAULT)}.
+    A refusal (RESTRICT / NO ACTION, a SET NULL on a NOT NULL column) raises before the block.
+    """
+    ids = sorted(set(user_ids))
+    conn = db.connect(autocommit=False)
+    try:
+        # Deferred constraints would only be checked at COMMIT, after the ledger write.
+        conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        own = ownership(conn, users_table)
+        changes: dict[str, dict[str, int]] = {"deleted": dict.fromkeys(own.order, 0), "updated": {}}
+        if ids:
             _load_ids(conn, own, ids)
-            for table in reversed(own.order):  # children first: no foreign key is ever violated
-                cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(_ident(table), _reach(own, table)))
-                deleted[table] = cur.rowcount
-        return deleted
+            before = _xact_changes(conn)
+            try:
+                conn.execute(sql.SQL("DELETE FROM {} WHERE {} IN (SELECT id FROM pg_temp.gdpr_ids)").format(
+                    _ident(own.root), sql.Identifier(own.key)))
+            except psycopg.errors.IntegrityError as exc:
+                raise _refusal(own, exc) from None
+            for table, (d, u) in _xact_changes(conn).items():
+                d0, u0 = before.get(table, (0, 0))
+                if d - d0:
+                    changes["deleted"][table] = d - d0
+                if u - u0:
+                    changes["updated"][table] = u - u0
+        yield changes
+        conn.commit()
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.close()
+
+
+def apply_erasures(db: DbConn, users_table: str, user_ids: Iterable[str]) -> dict[str, int]:
+    """Erase the users now (one transaction); rows deleted per table."""
+    with erasure(db, users_table, user_ids) as changes:
+        pass
+    return changes["deleted"]
 
 
 def user_rows(conn: psycopg.Connection, users_table: str, user_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The user's own rows per table, as JSON objects (to_jsonb), ordered by primary key."""
+    """The user's own rows per table, as JSON objects (to_jsonb), ordered by primary key.
+
+    Own rows: the user's row; in a table with a CASCADE foreign key to the users table, the rows
+    whose such column is the user (their comments, not other people's comments or replies on
+    their posts); in a table without one, the rows that hang off the user's own rows through
+    CASCADE foreign keys, to any depth (the media of their posts, a folder tree under their
+    folder). A fixed point over row ids (ctid) in one REPEATABLE READ snapshot.
+    """
     with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         own = ownership(conn, users_table)
         _load_ids(conn, own, [user_id])
+        marks = {t: sql.Identifier(f"gdpr_own_{i}") for i, t in enumerate(own.order)}
+        for t in own.order:
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} (tid tid) ON COMMIT DROP").format(marks[t]))
+
+        def mark(table: str, fks: Iterable[ForeignKey]) -> int:
+            via = [sql.SQL("EXISTS (SELECT 1 FROM {} p JOIN pg_temp.{} o ON o.tid = p.ctid WHERE {})").format(
+                _ident(fk.parent), marks[fk.parent],
+                sql.SQL(" AND ").join(sql.SQL("p.{} = c.{}").format(sql.Identifier(pc), sql.Identifier(cc))
+                                      for pc, cc in zip(fk.parent_columns, fk.columns, strict=True)))
+                for fk in fks]
+            if not via:
+                return 0
+            q = sql.SQL("INSERT INTO pg_temp.{m} SELECT c.ctid FROM {t} c WHERE ({via})"
+                        " AND NOT EXISTS (SELECT 1 FROM pg_temp.{m} x WHERE x.tid = c.ctid)").format(
+                m=marks[table], t=_ident(table), via=sql.SQL(" OR ").join(via))
+            return conn.execute(q).rowcount
+
+        conn.execute(sql.SQL("INSERT INTO pg_temp.{} SELECT ctid FROM {} WHERE {} IN (SELECT id FROM pg_temp.gdpr_ids)")
+                     .format(marks[own.root], _ident(own.root), sql.Identifier(own.key)))
+        direct = {t for t in own.order[1:] if any(fk.parent == own.root for fk in own.fks[t])}
+        for t in direct:
+            mark(t, [fk for fk in own.fks[t] if fk.parent == own.root])
+        derived = [t for t in own.order[1:] if t not in direct]
+        while sum(mark(t, own.fks[t]) for t in derived):
+            pass
         out = {}
         for table in own.order:
             pk = [sql.Identifier(c) for c, _t in primary_key(conn, table)]
-            q = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {}").format(_ident(table), _belongs(own, table))
+            q = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE t.ctid IN (SELECT tid FROM pg_temp.{})").format(
+                _ident(table), marks[table])
             if pk:
                 q += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(pk)
             out[table] = [r[0] for r in conn.execute(q).fetchall()]
         return out
-
 
 # --- the ledger -------------------------------------------------------------------
 
@@ -378,10 +453,13 @@ def ledger_user_ids(store: ObjectStore, prefix: str, database: str) -> list[str]
     return sorted(ids)
 
 
-def _fail(tel, action: str, actor: Actor, resource: dict, exc: Exception) -> None:
-    cause = exc.cause if isinstance(exc, DataPlaneError) else type(exc).__name__
-    tel.audit(AuditEvent(action, "failure", actor, resource, reason=cause, details={"error": str(exc)[:1000]}))
-    tel.log.error(f"{action} failed", extra={**resource, "cause": cause, "error": str(exc)[:1000]})
+def _fail(tel, action: str, actor: Actor, resource: dict, exc: Exception) -> DataPlaneError:
+    """Audit and log a failure; the error to raise (classified: one cause for every failure)."""
+    failure = as_failure(exc)
+    tel.audit(AuditEvent(action, "failure", actor, resource, reason=failure.cause,
+                         details={"error": str(failure)[:1000]}))
+    tel.log.error(f"{action} failed", extra={**resource, "cause": failure.cause, "error": str(failure)[:1000]})
+    return failure
 
 
 def _telemetry(telemetry):
@@ -408,25 +486,33 @@ def record_erasure(req: RecordErasureRequest, ledger: ObjectStore, db: DbConn | 
             raise GdprError(f"object_lock=on but bucket {req.ledger_bucket} has no Object Lock",
                             cause="object_lock_unavailable")
         retain = now + req.policy.retention.longest.delta + LEDGER_MARGIN if lockable else None
-        try:
-            stored = ledger.put_if_absent(key, json.dumps(entry, indent=2).encode(),
-                                          WriteOptions(encryption_key=kms, tags=LEDGER_TAG, retain_until=retain))
-            status = "recorded"
-            resource["version_id"] = stored.version_id
-        except AlreadyExists:
-            entry = json.loads(ledger.read(key))
-            status = "already_recorded"
+        if req.apply and db is None:
+            raise GdprError("apply asked but no database given", cause="invalid_request")
+        with ExitStack() as stack:
+            # With --apply the database's DELETE runs first, in a transaction left open: a refusal
+            # (RESTRICT, NO ACTION, a bad SET NULL) raises here, before anything is recorded. The
+            # entry is written next and the deletion committed last, so a crash in between leaves
+            # a recorded erasure that any reapply completes, never a deletion without its record.
+            changes = (stack.enter_context(erasure(db.with_db(req.target_database or req.database),
+                                                   req.users_table, [req.user_id])) if req.apply else None)
+            try:
+                stored = ledger.put_if_absent(key, json.dumps(entry, indent=2).encode(),
+                                              WriteOptions(encryption_key=kms, tags=LEDGER_TAG, retain_until=retain))
+                status = "recorded"
+                resource["version_id"] = stored.version_id
+            except AlreadyExists:
+                entry = json.loads(ledger.read(key))
+                status = "already_recorded"
         resource["ledger_status"] = status
         result: dict[str, Any] = {"status": status, "ledger_key": key, "entry": entry,
                                   "retain_until": retain.isoformat() if retain and status == "recorded" else None}
-        if req.apply:
-            if db is None:
-                raise GdprError("apply asked but no database given", cause="invalid_request")
-            result["deleted"] = apply_erasures(db.with_db(req.target_database or req.database), req.users_table,
-                                               [req.user_id])
+        if changes is not None:
+            result["deleted"], result["updated"] = changes["deleted"], changes["updated"]
     except Exception as exc:
-        _fail(tel, "gdpr.erasure.record", actor, resource, exc)
-        raise
+        failure = _fail(tel, "gdpr.erasure.record", actor, resource, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     tel.audit(AuditEvent("gdpr.erasure.record", "success" if status == "recorded" else "skipped", actor, resource,
                          reason=None if status == "recorded" else "already recorded",
                          details={"applied": req.apply, "deleted": result.get("deleted"),
@@ -445,12 +531,16 @@ def reapply_ledger(req: ReapplyRequest, ledger: ObjectStore, db: DbConn, *, acto
                 "ledger_prefix": ledger_prefix(req.ledger_prefix, req.database)}
     try:
         ids = ledger_user_ids(ledger, req.ledger_prefix, req.database)
-        deleted = apply_erasures(target, req.users_table, ids)
+        with erasure(target, req.users_table, ids) as changes:
+            pass
     except Exception as exc:
-        _fail(tel, "gdpr.erasure.reapply", actor, resource, exc)
-        raise
+        failure = _fail(tel, "gdpr.erasure.reapply", actor, resource, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
+    deleted = changes["deleted"]
     result = {"status": "applied", "ledger_entries": len(ids), "users_deleted": deleted.get(req.users_table, 0),
-              "rows_deleted": sum(deleted.values()), "deleted": deleted,
+              "rows_deleted": sum(deleted.values()), "deleted": deleted, "updated": changes["updated"],
               "duration_seconds": round(time.monotonic() - t0, 3)}
     tel.audit(AuditEvent("gdpr.erasure.reapply", "success", actor, resource,
                          details={k: v for k, v in result.items() if k != "status"}))
@@ -480,12 +570,20 @@ def export_user(req: ExportRequest, store: ObjectStore, ledger: ObjectStore, db:
         resource["manifest_key"] = mkey
         m = load_manifest(store, mkey)
         resource.update(object_key=m.object_key, version_id=m.version_id, slot=layout.slot_id(m.slot))
-        with (restored(store, db, m, name_prefix=SCRATCH_PREFIX, log=tel.log) as (target, restore_seconds),
-              target.connect(autocommit=True) as conn):
-            tables = user_rows(conn, req.users_table, req.user_id)
+        erased = ledger_user_ids(ledger, req.ledger_prefix, req.database)
+        with restored(store, db, m, name_prefix=SCRATCH_PREFIX, log=tel.log) as (target, restore_seconds):
+            # The restored copy is what the service would see after a restore: the ledger is
+            # re-applied first, so no erased user's row (nor their id in a SET NULL column)
+            # can reach the export, by the same rules as the erasure itself.
+            with erasure(target, req.users_table, erased):
+                pass
+            with target.connect(autocommit=True) as conn:
+                tables = user_rows(conn, req.users_table, req.user_id)
     except Exception as exc:
-        _fail(tel, "gdpr.export", actor, resource, exc)
-        raise
+        failure = _fail(tel, "gdpr.export", actor, resource, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     counts = {t: len(rows) for t, rows in tables.items()}
     doc = {
         "format": EXPORT_FORMAT,

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,10 @@ class DbConn:
         env.setdefault("PGCONNECT_TIMEOUT", "15")
         return env
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection:
+    def connect(self, *, application_name: str | None = None, **kwargs: Any) -> psycopg.Connection:
         params = {"connect_timeout": "15", **self._params}
+        if application_name:
+            params["application_name"] = application_name
         return psycopg.connect(make_conninfo(**params), **kwargs)
 
     @property
@@ -136,13 +138,55 @@ def user_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return [(s, t) for s, t in rows]
 
 
-def row_counts(conn: psycopg.Connection) -> dict[str, int]:
-    """Exact per-table row counts, keyed "schema.table", in the connection's snapshot."""
+# Large objects live in one catalog table, not in a user table: counted under this key.
+LARGE_OBJECTS_KEY = "pg_catalog.pg_largeobject_metadata"
+
+
+def materialized_views(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """Populated materialized views (the ones pg_restore refreshes): schema, name, definition."""
+    rows = conn.execute(
+        """
+        SELECT n.nspname, c.relname, pg_get_viewdef(c.oid)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'm' AND c.relispopulated
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+        ORDER BY 1, 2
+        """
+    ).fetchall()
+    return [(s, v, d) for s, v, d in rows]
+
+
+def row_counts(conn: psycopg.Connection, *, matviews: str = "contents") -> dict[str, int]:
+    """Exact row counts in the connection's snapshot, keyed "schema.name": every table, every
+    populated materialized view, and the large objects (LARGE_OBJECTS_KEY, when there are any).
+
+    A dump holds a materialized view's definition, not its rows: pg_restore refreshes it. So the
+    backup counts what that refresh gives (matviews="definition": the query run in the dump's
+    snapshot, whatever the view's staleness), and verify counts the restored view ("contents").
+    """
     counts = {}
     for schema, table in user_tables(conn):
         q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
         counts[f"{schema}.{table}"] = conn.execute(q).fetchone()[0]
+    for schema, view, definition in materialized_views(conn):
+        if matviews == "definition":
+            q = sql.SQL("SELECT count(*) FROM ({}) AS q").format(sql.SQL(definition.strip().rstrip(";")))
+        else:
+            q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(view))
+        counts[f"{schema}.{view}"] = conn.execute(q).fetchone()[0]
+    large_objects = conn.execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata").fetchone()[0]
+    if large_objects:
+        counts[LARGE_OBJECTS_KEY] = large_objects
     return counts
+
+
+# The snapshot session sits idle in its transaction while pg_dump streams: a server's
+# idle_in_transaction_session_timeout (or a statement / lock timeout set for the role or the
+# database) would end it mid-backup. pg_dump turns these off for its own session; so do we.
+SNAPSHOT_SESSION_SETTINGS = {"idle_in_transaction_session_timeout": "0", "statement_timeout": "0",
+                             "lock_timeout": "0"}
+SNAPSHOT_APPLICATION_NAME = "postoucancer-backup-snapshot"
 
 
 @contextmanager
@@ -152,14 +196,18 @@ def exported_snapshot(db: DbConn) -> Iterator[tuple[psycopg.Connection, str]]:
     pg_dump --snapshot=<id> dumps exactly what this transaction sees, so the row counts
     taken here describe the dump even while the application writes.
     """
-    conn = db.connect(autocommit=False)
+    conn = db.connect(autocommit=True, application_name=SNAPSHOT_APPLICATION_NAME)
     try:
+        for name, value in SNAPSHOT_SESSION_SETTINGS.items():
+            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        conn.autocommit = False
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         yield conn, snapshot
     finally:
-        conn.rollback()
+        with suppress(psycopg.Error):  # a session the server ended cannot roll back: closing is enough
+            conn.rollback()
         conn.close()
 
 

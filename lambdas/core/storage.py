@@ -31,6 +31,16 @@ class StoredObject:
     retain_until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version (or delete marker) of a key, with the time the store itself gave it."""
+
+    key: str
+    version_id: str | None
+    stored_at: datetime  # set by the store on write: a writer cannot choose it
+    delete_marker: bool = False
+
+
 class Upload(Protocol):
     """One multipart upload. upload_part may be called from several threads."""
 
@@ -63,3 +73,7 @@ class ObjectStore(Protocol):
     def iter_chunks(self, key: str, version_id: str | None = None, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
 
     def list_keys(self, prefix: str) -> list[str]: ...
+
+    def list_versions(self, prefix: str) -> list[ObjectVersion]:
+        """Every version and delete marker under `prefix`: per key, oldest first."""
+        ...

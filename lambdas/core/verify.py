@@ -11,6 +11,7 @@ The scratch database is always dropped.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -27,10 +28,11 @@ from drplan import layout
 
 from .audit import Actor, AuditEvent
 from .config import Probe, VerifyRequest
-from .errors import DataPlaneError, NotFound, VerifyFailed
+from .errors import NotFound, VerifyFailed
+from .failure import as_failure, reraise
 from .manifest import Manifest
 from .pg import DbConn, pg_bin, row_counts
-from .storage import ObjectStore, WriteOptions
+from .storage import ObjectStore, ObjectVersion, WriteOptions
 from .stream import VerifyingReader
 
 
@@ -50,12 +52,92 @@ class VerifyResult:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
+# How far the store's clock and the writer's may disagree before a time is called impossible.
+CLOCK_SKEW = timedelta(minutes=5)
+_MANIFEST_KEY = re.compile(
+    r"^(?P<base>(?:.+/)?(?P<database>[^/]+))/" + layout.MANIFEST_DIR + r"/(?P<slot>[^/]+)\.json$")
+
+
+@dataclass(frozen=True)
+class ManifestHistory:
+    """A manifest key's versions: the first is the backup's own (created with If-None-Match and
+    locked like the data); anything written after it is someone else's."""
+
+    key: str
+    first: ObjectVersion | None
+    later: tuple[ObjectVersion, ...] = ()
+
+
+def manifest_history(store: ObjectStore, key: str) -> ManifestHistory:
+    versions = [v for v in store.list_versions(key) if v.key == key]
+    first = next((v for v in versions if not v.delete_marker), None)
+    later = tuple(versions[versions.index(first) + 1:]) if first else tuple(versions)
+    return ManifestHistory(key, first, later)
+
+
 def newest_manifest(store: ObjectStore, prefix: str, database: str) -> str:
-    keys = [k for k in store.list_keys(layout.manifests_prefix(prefix, database)) if k.endswith(".json")]
-    if not keys:
+    """The manifest whose first version the store wrote last: the backup that really finished
+    last, whatever slot it claims (a future-dated slot cannot shadow the others) and whatever
+    was written or deleted over it later (a delete marker cannot hide it)."""
+    firsts: dict[str, ObjectVersion] = {}
+    for v in store.list_versions(layout.manifests_prefix(prefix, database)):
+        if v.key.endswith(".json") and not v.delete_marker:
+            firsts.setdefault(v.key, v)
+    if not firsts:
         raise VerifyFailed(f"no backup of {database!r} under {layout.manifests_prefix(prefix, database)}",
                            cause="no_backup", database=database)
-    return max(keys)
+    return max(firsts.values(), key=lambda v: (v.stored_at, v.key)).key
+
+
+def _cross_check(m: Manifest, key: str) -> None:
+    """Every field that the key layout fixes must agree with the key: a manifest of one slot
+    cannot vouch for another slot's (or database's) object."""
+    match = _MANIFEST_KEY.match(key)
+    if match is None:
+        raise VerifyFailed(f"{key} is not a manifest key (<prefix>/<database>/{layout.MANIFEST_DIR}/<slot>.json)",
+                           cause="manifest_mismatch", manifest_key=key)
+    slot = match["slot"]
+    expected_object = f"{match['base']}/{layout.DATA_DIR}/{slot}/{m.run_id}{layout.DUMP_SUFFIX}"
+    problems = [p for p in (
+        m.database != match["database"] and f"database is {m.database!r}, the key says {match['database']!r}",
+        layout.slot_id(m.slot) != slot and f"slot is {layout.slot_id(m.slot)}, the key says {slot}",
+        m.object_key != expected_object and f"object_key is {m.object_key!r}, the layout says {expected_object!r}",
+    ) if p]
+    if problems:
+        raise VerifyFailed(f"manifest {key} does not match its key: " + "; ".join(problems),
+                           cause="manifest_mismatch", manifest_key=key, problems=problems)
+
+
+def read_manifest(store: ObjectStore, key: str) -> tuple[Manifest, ManifestHistory]:
+    """The manifest's first version, validated and cross-checked against its key, and its history."""
+    history = manifest_history(store, key)
+    if history.first is None:
+        raise VerifyFailed(f"manifest {key} not found", cause="manifest_missing", manifest_key=key)
+    try:
+        raw = store.read(key, history.first.version_id)
+    except NotFound:
+        raise VerifyFailed(f"manifest {key} not found", cause="manifest_missing", manifest_key=key) from None
+    m = Manifest.parse(raw, key)
+    _cross_check(m, key)
+    return m, history
+
+
+def _check_history(m: Manifest, history: ManifestHistory) -> None:
+    if history.later:
+        written = ", ".join(f"{'a delete marker' if v.delete_marker else 'version ' + str(v.version_id)}"
+                            f" at {v.stored_at.isoformat()}" for v in history.later[:5])
+        raise VerifyFailed(
+            f"manifest {history.key} was written over after the backup: {written}. The first version (the"
+            " backup's own, read by restores) is intact; the backup tool never writes a second one: find who did",
+            cause="manifest_tampered", manifest_key=history.key,
+            later_versions=[{"version_id": v.version_id, "stored_at": v.stored_at.isoformat(),
+                             "delete_marker": v.delete_marker} for v in history.later])
+    stored_at = history.first.stored_at
+    for name, value in (("slot", m.slot), ("finished_at", m.finished_at)):
+        if value > stored_at + CLOCK_SKEW:
+            raise VerifyFailed(f"manifest {history.key}: {name} {value.isoformat()} is after the store wrote it"
+                               f" ({stored_at.isoformat()}): a future-dated backup", cause="manifest_future_dated",
+                               manifest_key=history.key, field=name, stored_at=stored_at.isoformat())
 
 
 def _tail(path: str, limit: int = 2000) -> str:
@@ -83,23 +165,25 @@ def run_verify(
     try:
         mkey = req.manifest_key or newest_manifest(store, req.prefix, req.database)
         resource["manifest_key"] = mkey
-        manifest = _load_manifest(store, mkey)
+        manifest, history = read_manifest(store, mkey)
         resource.update(object_key=manifest.object_key, version_id=manifest.version_id,
                         slot=layout.slot_id(manifest.slot))
+        _check_history(manifest, history)
         log.info("verify starting", extra=resource)
-        result = _verify(req, store, db, mkey, manifest, run_id, log)
+        result = _verify(req, store, db, mkey, manifest, history.first.stored_at, run_id, log)
     except Exception as exc:
-        cause = exc.cause if isinstance(exc, DataPlaneError) else type(exc).__name__
-        details = exc.details if isinstance(exc, DataPlaneError) else {}
+        failure = as_failure(exc)
+        cause, details = failure.cause, failure.details
         duration = time.monotonic() - t0
         tel.publish(req.database, {"VerifySuccess": (0, "Count"), "VerifyDurationSeconds": (duration, "Seconds")})
         tel.audit(AuditEvent("backup.verify", "failure", actor, resource, reason=cause,
                              details={"error": str(exc)[:1000], **_jsonable(details)}))
         log.error("verify failed", extra={**resource, "cause": cause, "error": str(exc)[:1000]})
         if req.record and manifest is not None:
-            _record(store, req, manifest, run_id, {"status": "failed", "cause": cause, "error": str(exc)[:2000],
+            _record(store, req, manifest, run_id, {"status": "failed", "manifest_key": resource["manifest_key"],
+                                                   "cause": cause, "error": str(failure)[:2000],
                                                    "details": _jsonable(details)}, log)
-        raise
+        reraise(failure, exc)
     result.duration_seconds = time.monotonic() - t0
     if req.record:
         result.record_key = _record(store, req, manifest, run_id, {"status": "passed", **result.as_dict()}, log)
@@ -119,14 +203,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
-def _load_manifest(store: ObjectStore, key: str) -> Manifest:
-    try:
-        raw = store.read(key)
-    except NotFound:
-        raise VerifyFailed(f"manifest {key} not found", cause="manifest_missing", manifest_key=key) from None
-    return Manifest.parse(raw, key)
-
-
 def _record(store, req, manifest: Manifest, run_id: str, body: dict, log) -> str | None:
     key = layout.verification_key(req.prefix, req.database, manifest.slot, run_id)
     try:
@@ -138,12 +214,14 @@ def _record(store, req, manifest: Manifest, run_id: str, body: dict, log) -> str
     return key
 
 
-def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Manifest, run_id: str, log):
+def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Manifest, stored_at: datetime,
+            run_id: str, log):
     with restored(store, db, m, log=log) as (target, restore_seconds), target.connect(autocommit=True) as conn:
         counts = row_counts(conn)
         _compare_counts(m.row_counts, counts)
         probes = _run_probes(conn, req.probes)
-    age = (datetime.now(UTC) - m.finished_at).total_seconds()
+    # From the earlier of the two times: a forged finished_at cannot make a backup look fresh.
+    age = (datetime.now(UTC) - min(m.finished_at, stored_at)).total_seconds()
     if req.max_age_hours is not None and age > req.max_age_hours * 3600:
         raise VerifyFailed(f"the newest backup is {age / 3600:.1f} h old (limit {req.max_age_hours} h)",
                            cause="backup_stale", age_seconds=age)
@@ -151,8 +229,10 @@ def _verify(req: VerifyRequest, store: ObjectStore, db: DbConn, mkey: str, m: Ma
 
 
 def load_manifest(store: ObjectStore, key: str) -> Manifest:
-    """Read and validate a manifest (VerifyFailed: manifest_missing / manifest_malformed)."""
-    return _load_manifest(store, key)
+    """A manifest's first version, validated and cross-checked against its key, for a restore
+    (VerifyFailed: manifest_missing / manifest_malformed / manifest_mismatch). Versions written
+    over it later do not stop a restore (they cannot change what it reads): verify reports them."""
+    return read_manifest(store, key)[0]
 
 
 def check_object(store: ObjectStore, m: Manifest) -> None:

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +24,11 @@ pytestmark = pytest.mark.postgres
 
 DATA_PREFIX = "postgres/postoucancer/data/"
 MANIFESTS = "postgres/postoucancer/manifests/"
+
+
+def _days_ago(days: int, hhmm: str = "02:00") -> str:
+    """A logical run time `days` ago (the backup refuses future ones and ones past their retention)."""
+    return f"{(datetime.now(UTC) - timedelta(days=days)).date().isoformat()}T{hhmm}:00Z"
 
 
 def _backup(pg, aws, env, tel, actor, store=None, **event):
@@ -145,11 +150,24 @@ def test_unusable_kms_key_writes_nothing(pg, aws, env, tel, actor, key_id):
 
 
 def _tamper_manifest(aws, manifest_key, **changes):
-    """A new version of the manifest (anyone with PutObject can write one; Object Lock keeps the
-    original version, but a reader of the latest version sees this one)."""
-    body = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=manifest_key)["Body"].read())
+    """The manifest's own (first) version altered in place inside moto: a manifest that was
+    written wrong. (A new version on top, what a writer can do, is refused as tampering:
+    tests/lambdas/test_tamper.py.)"""
+    version = aws.s3.list_object_versions(Bucket=LOCKED_BUCKET, Prefix=manifest_key)["Versions"][-1]["VersionId"]
+    stored = aws.moto_key(LOCKED_BUCKET, manifest_key, version)
+    body = json.loads(stored.value)
     body.update(changes)
-    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=manifest_key, Body=json.dumps(body).encode())
+    _overwrite_manifest(aws, manifest_key, json.dumps(body).encode())
+
+
+def _overwrite_manifest(aws, manifest_key, raw: bytes):
+    version = aws.s3.list_object_versions(Bucket=LOCKED_BUCKET, Prefix=manifest_key)["Versions"][-1]["VersionId"]
+    stored = aws.moto_key(LOCKED_BUCKET, manifest_key, version)
+    from moto.s3.utils import compute_checksum
+
+    stored.value = raw
+    if stored.checksum_algorithm:  # else the SDK's own checksum check reports the edit first
+        stored.checksum_value = compute_checksum(raw, stored.checksum_algorithm).decode()
 
 
 def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs, monkeypatch, capsys):
@@ -248,15 +266,15 @@ def test_manifest_missing_or_malformed(pg, aws, env, tel, actor):
     assert e.value.cause == "manifest_missing"
     assert e.value.details["manifest_key"] == MANIFESTS + "2026-01-01T0200Z.json"
 
-    r = _backup(pg, aws, env, tel, actor, at="2026-05-05T02:00:00Z")
-    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=r.manifest_key, Body=b'{"format": 1, "database": ')
+    r = _backup(pg, aws, env, tel, actor, at=_days_ago(3))
+    _overwrite_manifest(aws, r.manifest_key, b'{"format": 1, "database": ')
     with pytest.raises(VerifyFailed) as e:
         _verify(pg, aws, env, tel, actor)
     assert e.value.cause == "manifest_malformed" and "not valid JSON" in str(e.value)
 
     good = r.manifest | {"stored_bytes": "many"}
     del good["sha256"]
-    aws.s3.put_object(Bucket=LOCKED_BUCKET, Key=r.manifest_key, Body=json.dumps(good).encode())
+    _overwrite_manifest(aws, r.manifest_key, json.dumps(good).encode())
     with pytest.raises(VerifyFailed) as e:
         _verify(pg, aws, env, tel, actor)
     assert e.value.cause == "manifest_malformed"
@@ -264,8 +282,8 @@ def test_manifest_missing_or_malformed(pg, aws, env, tel, actor):
 
 
 def test_newest_manifest_is_verified(pg, aws, env, tel, actor):
-    old = _backup(pg, aws, env, tel, actor, at="2026-05-05T02:00:00Z")
-    new = _backup(pg, aws, env, tel, actor, at="2026-05-06T02:00:00Z")
+    old = _backup(pg, aws, env, tel, actor, at=_days_ago(3))
+    new = _backup(pg, aws, env, tel, actor, at=_days_ago(2))
     assert old.status == new.status == "created"
     assert _verify(pg, aws, env, tel, actor, record=False).manifest_key == new.manifest_key
     assert _verify(pg, aws, env, tel, actor, record=False, manifest_key=old.manifest_key).object_key == old.object_key
@@ -276,7 +294,7 @@ def test_two_concurrent_runs_of_a_slot(pg, aws, env, tel, actor, scratch_dbs):
     barrier = threading.Barrier(2, timeout=60)
     store = _Wrapped(aws.store(), before_manifest=barrier.wait)
     results, errors = [], []
-    at = datetime(2026, 4, 7, 2, 5, tzinfo=UTC).isoformat()
+    at = _days_ago(4, "02:05")
 
     def run():
         try:

@@ -48,10 +48,24 @@ TABLES = ("public.users", "public.posts", "public.comments", "public.media")
 OWN_ROWS = {
     "public.users": "SELECT to_jsonb(t) FROM users t WHERE id = %(u)s ORDER BY id",
     "public.posts": "SELECT to_jsonb(t) FROM posts t WHERE user_id = %(u)s ORDER BY id",
-    "public.comments": "SELECT to_jsonb(t) FROM comments t WHERE user_id = %(u)s ORDER BY id",
+    # ... except their comments on the posts of users erased since (X, Z): erasing those users
+    # deletes their posts and, ON DELETE CASCADE, every comment on them; the export re-applies
+    # the ledger to the restored copy first, as every restore does.
+    "public.comments": "SELECT to_jsonb(t) FROM comments t WHERE user_id = %(u)s"
+                       " AND post_id NOT IN (SELECT id FROM posts WHERE user_id = ANY(%(erased)s)) ORDER BY id",
     "public.media": "SELECT to_jsonb(t) FROM media t WHERE post_id IN (SELECT id FROM posts WHERE user_id = %(u)s)"
                     " ORDER BY id",
 }
+# The platform's deletion rules: a user's posts and comments, and a post's comments and media,
+# go with them (the erasure is the database's own DELETE, so the schema says what goes).
+CASCADES = """
+ALTER TABLE posts DROP CONSTRAINT posts_user_id_fkey,
+    ADD CONSTRAINT posts_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE;
+ALTER TABLE comments DROP CONSTRAINT comments_user_id_fkey,
+    ADD CONSTRAINT comments_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE;
+ALTER TABLE media DROP CONSTRAINT media_post_id_fkey,
+    ADD CONSTRAINT media_post_id_fkey FOREIGN KEY (post_id) REFERENCES posts(id) ON DELETE CASCADE;
+"""
 # Everything that references user U at all (what an erasure must remove).
 ANY_ROWS = {
     "public.users": "SELECT count(*) FROM users WHERE id = %(u)s",
@@ -136,6 +150,8 @@ def world(pg, moto_server):
         s3.create_bucket(Bucket=EXPORTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {live} TEMPLATE {DATABASE}")
+        with psycopg.connect(pg.dsn(live), autocommit=True) as conn:
+            conn.execute(CASCADES)
         try:
             env = {"BACKUP_DATABASE": live, "BACKUP_BUCKET": BACKUPS, "BACKUP_KMS_KEY_ID": key_arn,
                    "BACKUP_PART_SIZE_MB": "5", "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(),
@@ -146,7 +162,7 @@ def world(pg, moto_server):
             # others comment on X's posts, so every path of the erasure is exercised.
             x, y, z = [r[0] for r in query(dsn, "SELECT p.user_id FROM posts p JOIN media m ON m.post_id = p.id"
                                                  " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3")]
-            y_rows = {t: [r[0] for r in query(dsn, q, u=y)] for t, q in OWN_ROWS.items()}
+            y_rows = {t: [r[0] for r in query(dsn, q, u=y, erased=[x, z])] for t, q in OWN_ROWS.items()}
             others = query(dsn, "SELECT count(*) FROM comments WHERE user_id <> %(u)s AND post_id IN"
                                 " (SELECT id FROM posts WHERE user_id = %(u)s)", u=y)[0][0]
             w = World(pg, s3, kms, key_arn, live, env, x, z, y, "", y_rows, others, fingerprint(dsn), {}, {})
@@ -338,11 +354,12 @@ def test_export_of_a_corrupted_backup_fails_and_drops_the_scratch_database(world
     m = load_manifest(gdpr_cli._s3(BACKUPS), world.manifest_key)
     data = bytearray(s3.get_object(Bucket=BACKUPS, Key=m.object_key, VersionId=m.version_id)["Body"].read())
     data[len(data) * 2 // 3] ^= 0xFF  # late in the stream: the restore is under way when it is read
-    bad_key = f"corrupt/{world.live}/data/x.pgdump.zst"
+    slot = m.slot.strftime("%Y-%m-%dT%H%MZ")  # a backup of the same layout under another prefix
+    bad_key = f"corrupt/{world.live}/data/{slot}/{m.run_id}.pgdump.zst"
     put = s3.put_object(Bucket=BACKUPS, Key=bad_key, Body=bytes(data), ServerSideEncryption="aws:kms",
                         SSEKMSKeyId=world.key_arn)
     bad = m.model_copy(update={"object_key": bad_key, "version_id": put.get("VersionId")})
-    bad_manifest = f"corrupt/{world.live}/manifests/x.json"
+    bad_manifest = f"corrupt/{world.live}/manifests/{slot}.json"
     s3.put_object(Bucket=BACKUPS, Key=bad_manifest, Body=bad.to_bytes(), ServerSideEncryption="aws:kms",
                   SSEKMSKeyId=world.key_arn)
     with pytest.raises(DataPlaneError) as e:
@@ -390,10 +407,10 @@ def test_request_models_reject_bad_types():
 
 FK_SCHEMA = """
 CREATE TABLE accounts (uid uuid PRIMARY KEY, name text NOT NULL);
-CREATE TABLE notes (id int PRIMARY KEY, owner uuid NOT NULL REFERENCES accounts(uid), body text);
-CREATE TABLE attachments (id int PRIMARY KEY, note_id int REFERENCES notes(id), blob bytea);
-CREATE TABLE likes (id int PRIMARY KEY, note_id int NOT NULL REFERENCES notes(id),
-                    liker uuid NOT NULL REFERENCES accounts(uid));
+CREATE TABLE notes (id int PRIMARY KEY, owner uuid NOT NULL REFERENCES accounts(uid) ON DELETE CASCADE, body text);
+CREATE TABLE attachments (id int PRIMARY KEY, note_id int REFERENCES notes(id) ON DELETE CASCADE, blob bytea);
+CREATE TABLE likes (id int PRIMARY KEY, note_id int NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+                    liker uuid NOT NULL REFERENCES accounts(uid) ON DELETE CASCADE);
 CREATE TABLE unrelated (id int PRIMARY KEY, x text);
 INSERT INTO accounts VALUES ('{a}', 'A'), ('{b}', 'B');
 INSERT INTO notes VALUES (1, '{a}', 'a1'), (2, '{b}', 'b2');
@@ -444,17 +461,19 @@ def test_ownership_follows_the_foreign_keys_of_any_schema(fk_db):
     assert e.value.cause == "invalid_user_id" and "uuid" in str(e.value)
 
 
-def test_unsupported_schema_fails_loudly_and_deletes_nothing(fk_db):
-    with fk_db.connect(autocommit=True) as conn:
-        conn.execute("ALTER TABLE notes ADD COLUMN parent int REFERENCES notes(id)")
-    with pytest.raises(gdpr.GdprError) as e:
-        gdpr.apply_erasures(fk_db, "public.accounts", [A])
-    assert e.value.cause == "unsupported_schema" and "notes.parent" in str(e.value)
+def test_unsupported_users_table_fails_loudly_and_deletes_nothing(fk_db):
     with pytest.raises(gdpr.GdprError) as e:
         gdpr.apply_erasures(fk_db, "public.members", [A])
     assert e.value.cause == "users_table_missing"
+    with fk_db.connect(autocommit=True) as conn:
+        conn.execute("ALTER TABLE unrelated ADD COLUMN y int NOT NULL DEFAULT 0, DROP CONSTRAINT unrelated_pkey,"
+                     " ADD PRIMARY KEY (id, y)")
+    with pytest.raises(gdpr.GdprError) as e:
+        gdpr.apply_erasures(fk_db, "public.unrelated", ["1"])
+    assert e.value.cause == "unsupported_schema" and "one-column primary key" in str(e.value)
     with fk_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM unrelated").fetchone()[0] == 1
 
 
 def _documented_commands() -> list[list[str]]:

@@ -22,6 +22,16 @@ from .conftest import DATABASE, LOCKED_BUCKET, PLAIN_BUCKET
 
 pytestmark = pytest.mark.postgres
 
+# `at` must lie within its generation's retention and not in the future (the backup refuses
+# otherwise): the tests' logical times are relative to today.
+TODAY = datetime.now(UTC).date()
+# the latest 1st of a month that is not a 1st of January (that one is yearly)
+LAST_FIRST_OF_MONTH = TODAY.replace(day=1) if TODAY.month > 1 else date(TODAY.year - 1, 12, 1)
+
+
+def _day_at(day: date, hhmm: str) -> str:
+    return f"{day.isoformat()}T{hhmm}:00Z"
+
 
 def _source_value(pg, query: str):
     with psycopg.connect(pg.dsn(DATABASE)) as conn:
@@ -89,29 +99,31 @@ def test_backup_then_verify_round_trip(pg, aws, env, tel, actor, scratch_dbs):
 
 
 def test_same_slot_is_idempotent(pg, aws, env, tel, actor):
-    req = load_request(BackupRequest, {"at": "2026-03-10T02:30:00Z"}, env)
+    day = TODAY - timedelta(days=3)
+    req = load_request(BackupRequest, {"at": _day_at(day, "02:30")}, env)
     first = run_backup(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     # a retry later the same day belongs to the same 02:00 slot
-    retry = load_request(BackupRequest, {"at": "2026-03-10T23:59:00Z"}, env)
+    retry = load_request(BackupRequest, {"at": _day_at(day, "23:59")}, env)
     second = run_backup(retry, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert (first.status, second.status) == ("created", "skipped")
     assert second.manifest_key == first.manifest_key
     assert len(aws.keys(prefix="postgres/postoucancer/data/")) == 1
     assert aws.audit[-1]["outcome"] == "skipped"
     # before 02:00 it is the previous day's slot: a new backup
-    early = load_request(BackupRequest, {"at": "2026-03-10T01:00:00Z"}, env)
+    early = load_request(BackupRequest, {"at": _day_at(day, "01:00")}, env)
     third = run_backup(early, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
-    assert third.status == "created" and "2026-03-09T0200Z" in third.manifest_key
+    assert third.status == "created" and f"{day - timedelta(days=1)}T0200Z" in third.manifest_key
 
 
 @pytest.mark.parametrize(
     ("day", "tier", "bucket", "gfs", "locked_days"),
     [
         # Plan: yearly backups 7 years (2557 d), monthly 12 months (366 d); Jan 1 and the 1st of a
-        # month win over an ordinary day; staging keeps weeks, not months (2026-11-29 is a Sunday).
-        (date(2027, 1, 1), Tier.PROD, LOCKED_BUCKET, "yearly", 2557),
-        (date(2026, 11, 1), Tier.PROD, LOCKED_BUCKET, "monthly", 366),
-        (date(2026, 11, 29), Tier.STAGING, PLAIN_BUCKET, "weekly", None),
+        # month win over an ordinary day; staging keeps weeks, not months (the last Sunday).
+        # Relative to today: `at` may be neither in the future nor past its generation's retention.
+        (TODAY.replace(month=1, day=1), Tier.PROD, LOCKED_BUCKET, "yearly", 2557),
+        (LAST_FIRST_OF_MONTH, Tier.PROD, LOCKED_BUCKET, "monthly", 366),
+        (TODAY - timedelta(days=(TODAY.weekday() + 1) % 7 or 7), Tier.STAGING, PLAIN_BUCKET, "weekly", None),
     ],
 )
 def test_gfs_class_tag_and_lock_follow_the_model(pg, aws, env, tel, actor, day, tier, bucket, gfs, locked_days):
@@ -211,7 +223,7 @@ def test_cli_backup_and_verify(pg, aws, env, monkeypatch, capsys):
 
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert main(["backup", "--at", "2026-06-02T03:00:00Z"]) == 0
+    assert main(["backup", "--at", _day_at(TODAY - timedelta(days=1), "03:00")]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["status"] == "created" and res["peak_rss_mb"] > 0
     assert main(["verify", "--probe", "posts=SELECT count(*) FROM posts", "--no-record"]) == 0
