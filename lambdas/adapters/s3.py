@@ -162,8 +162,8 @@ class S3Store:
             raise _storage_error(exc, f"listing versions under {prefix}") from None
         out: list[ObjectVersion] = []
         for versions in per_key.values():
-            # stable sort on the store's time keeps the listing's order among equal times
-            out.extend(sorted(reversed(versions), key=lambda v: v.stored_at))
+            # a stable sort keeps the listing's order among equal times (versions before markers)
+            out.extend(sorted(reversed(versions), key=lambda v: (v.stored_at, v.delete_marker)))
         return out
 
     # --- helpers ---------------------------------------------------------------------

@@ -71,7 +71,7 @@ class ManifestHistory:
 def manifest_history(store: ObjectStore, key: str) -> ManifestHistory:
     versions = [v for v in store.list_versions(key) if v.key == key]
     first = next((v for v in versions if not v.delete_marker), None)
-    later = tuple(versions[versions.index(first) + 1:]) if first else tuple(versions)
+    later = tuple(v for v in versions if v is not first)  # the tool writes exactly one version, ever
     return ManifestHistory(key, first, later)
 
 
