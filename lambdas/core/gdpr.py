@@ -14,18 +14,18 @@ and under COMPLIANCE lock when the bucket has Object Lock, until every backup th
 the user has expired. An entry holds the user id, the time of erasure, who recorded it and an
 optional ticket reference: no other personal data.
 
-What "belongs to a user" is read from the restored database's foreign keys, not typed here:
-the users table, every table with a foreign key to it, and every table with a foreign key to
-one of those, transitively. A new table is covered as soon as it has its foreign key.
-
-- Erasure (`apply_erasures`) deletes every row that references an erased user directly or
-  through other rows (e.g. other users' comments on the erased user's posts, as the live
-  deletion's ON DELETE CASCADE does, and the media of those posts), children first, in one
-  transaction, and reports the counts. Idempotent: a second run deletes nothing.
-- Export (`export_user`) returns the rows that are the user's own: in a table with a foreign
-  key to the users table, the rows whose user column is the user (their comments, not other
-  people's comments on their posts); in a table without one, the rows that hang off the user's
-  own rows (the media of their posts).
+What "belongs to a user" is decided by the database itself, not typed here:
+- Erasure (`erasure`, `apply_erasures`) is the database's own `DELETE FROM <users> WHERE id IN
+  (...)` in one transaction: every foreign key's ON DELETE action applies exactly (CASCADE
+  deletes, SET NULL / SET DEFAULT keep the row without the user, RESTRICT / NO ACTION refuse:
+  cause erasure_restricted, nothing recorded or deleted), through any number of paths, self
+  references and cycles. Rows deleted and updated per table come from pg_stat_xact_user_tables.
+  Idempotent: a second run deletes nothing.
+- Export (`export_user`) restores the backup, re-applies the ledger to that copy (as every
+  restore does), then returns the rows that are the user's own through CASCADE foreign keys
+  only: in a table with a CASCADE key to the users table, the rows whose such column is the
+  user; in a table without one, the rows that hang off the user's own rows through CASCADE
+  keys, to any depth. A SET NULL / SET DEFAULT column marks someone else's row.
 """
 
 from __future__ import annotations
