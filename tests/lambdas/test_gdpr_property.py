@@ -68,7 +68,7 @@ def contents(dsn: str, tables: list[str]) -> dict[str, list[str]]:
         return {t: [r[0] for r in conn.execute(f"SELECT to_jsonb(x)::text FROM {t} x ORDER BY 1")] for t in tables}
 
 
-@settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=schemas())
 def test_erasure_is_the_databases_own_delete(pg, case):
     ddl, tables, victim = case
