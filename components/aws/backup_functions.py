@@ -147,7 +147,14 @@ def verify_policy(
 ) -> str:
     base = _base(prefix, database)
     statements = [
-        _statement("ListOwnPrefix", ["s3:ListBucket"], bucket_arn, {"StringLike": {"s3:prefix": [f"{base}/*"]}}),
+        # ListBucketVersions: verify reads a manifest's first version and refuses any later one
+        # (lambdas/core/verify.py, tamper evidence).
+        _statement(
+            "ListOwnPrefix",
+            ["s3:ListBucket", "s3:ListBucketVersions"],
+            bucket_arn,
+            {"StringLike": {"s3:prefix": [f"{base}/*"]}},
+        ),
         _statement(
             "ReadBackups",
             ["s3:GetObject", "s3:GetObjectVersion"],

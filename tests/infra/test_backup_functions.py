@@ -150,6 +150,10 @@ def test_verify_role_writes_only_verification_records(prod):
     bucket_arn = prod.one(BUCKET, "primary-pg-backups").outputs["arn"]
     writes = [s for s in policy.values() if "s3:PutObject" in _actions(s)]
     assert [s["Resource"] for s in writes] == [f"{bucket_arn}/postgres/postoucancer/{layout.VERIFY_DIR}/*"]
+    # Verify lists a manifest's versions (it trusts only the first): only under its own prefix.
+    listing = policy["ListOwnPrefix"]
+    assert "s3:ListBucketVersions" in listing["Action"] and listing["Resource"] == bucket_arn
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["postgres/postoucancer/*"]}}
 
 
 def test_scheduler_role_only_invokes_the_two_functions(prod):
