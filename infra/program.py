@@ -52,6 +52,8 @@ def main() -> None:
             "cloud": cfg.cloud.value,
             "region": cfg.region,
             "peerRegion": cfg.peer_region,
+            # The effective retention (the tier's, with this stack's overrides): the policy pack's floors.
+            "retention": {c.value: str(cfg.retention_policy.for_class(c)) for c in cfg.retention_policy.classes},
         },
     )
     site.export("objectives", _objectives_table(achieved, cfg.scenario_objectives is not None))

@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, GfsClass, Retention
+from drplan.periods import Period
+from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, GfsClass, Retention, Tier, effective_retention
 from drplan.schedules import SCHEDULES, Schedules
 from drplan.thresholds import RESTORE_VALIDATION_WINDOW
 
@@ -210,6 +212,36 @@ class GfsBackupPlan(pulumi.ComponentResource):
     plan: aws.backup.Plan
     selection: aws.backup.Selection
     role: aws.iam.Role
+
+    @classmethod
+    def for_tier(
+        cls,
+        name: str,
+        tier: Tier,
+        *,
+        region: str,
+        vault: BackupVault,
+        copy_to_vault_arn: pulumi.Input[str] | None,
+        kms_key_arns: list[pulumi.Input[str]],
+        overrides: dict[str, Period] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        **options: Any,
+    ) -> GfsBackupPlan:
+        """The plan's whole GFS pattern for a tier in one call (CDK's
+        `BackupPlan.dailyWeeklyMonthly7YearRetention` in spirit): prod keeps daily 30 d, weekly
+        12 w, monthly 12 mo and yearly 7 y, staging daily 7 d and weekly 4 w (drplan), each
+        lengthened by `overrides`; every rule copies to `copy_to_vault_arn`. `options` are the
+        other GfsBackupPlanArgs fields (restore_test, only_resources, physical_name, ...)."""
+        retention = effective_retention(tier, overrides)
+        args = GfsBackupPlanArgs(
+            region=region,
+            vault=vault,
+            retention=retention,
+            copy_to_vault_arn=copy_to_vault_arn,
+            kms_key_arns=kms_key_arns,
+            **options,
+        )
+        return cls(name, args, opts)
 
     def __init__(self, name: str, args: GfsBackupPlanArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("postoucancer:aws:GfsBackupPlan", name, None, opts)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 
-from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, GfsBackupPlanArgs, RestoreTest
+from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, RestoreTest
 from components.aws.kms import CustomerKey, CustomerKeyArgs
 from components.aws.network import SiteNetwork
 from infra.aws.data import DataTier, warn_if_peer_disagrees
@@ -56,21 +56,20 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
     key_arns = [key.arn, data.keys.database.arn, files.key.arn]
     if peer is not None:
         key_arns.append(peer["drBackupKmsKeyArn"])
-    plan = GfsBackupPlan(
+    plan = GfsBackupPlan.for_tier(
         site.name("backup"),
-        GfsBackupPlanArgs(
-            region=site.region,
-            vault=vault,
-            retention=cfg.retention_policy,
-            copy_to_vault_arn=peer["drBackupVaultArn"] if peer is not None else None,
-            kms_key_arns=key_arns,
-            restore_test=RestoreTest(
-                resource_arns=[db.arn],
-                subnet_group_name=db.subnet_group.name,
-                security_group_ids=[network.database_sg.id],
-            ),
-            physical_name=f"{site.stack}-backup",
+        cfg.tier,
+        overrides=cfg.retention.periods(),
+        region=site.region,
+        vault=vault,
+        copy_to_vault_arn=peer["drBackupVaultArn"] if peer is not None else None,
+        kms_key_arns=key_arns,
+        restore_test=RestoreTest(
+            resource_arns=[db.arn],
+            subnet_group_name=db.subnet_group.name,
+            security_group_ids=[network.database_sg.id],
         ),
+        physical_name=f"{site.stack}-backup",
     )
     site.export("backupVaultArn", vault.arn)
     site.export("backupKmsKeyArn", key.arn)
@@ -105,22 +104,21 @@ def _dr_plan(
         return None  # first bootstrap pass: nothing to protect here yet either
     standby = data.database
     account = aws.get_caller_identity_output().account_id
-    plan = GfsBackupPlan(
+    plan = GfsBackupPlan.for_tier(
         site.name("backup"),
-        GfsBackupPlanArgs(
-            region=site.region,
-            vault=vault,
-            retention=site.cfg.retention_policy,
-            copy_to_vault_arn=peer["backupVaultArn"],
-            kms_key_arns=[key.arn, data.keys.database.arn, peer["backupKmsKeyArn"]],
-            only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
-            restore_test=RestoreTest(
-                resource_arns=["*"],
-                subnet_group_name=standby.subnet_group.name,
-                security_group_ids=[network.database_sg.id],
-            ),
-            physical_name=f"{site.stack}-backup",
+        site.cfg.tier,
+        overrides=site.cfg.retention.periods(),
+        region=site.region,
+        vault=vault,
+        copy_to_vault_arn=peer["backupVaultArn"],
+        kms_key_arns=[key.arn, data.keys.database.arn, peer["backupKmsKeyArn"]],
+        only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
+        restore_test=RestoreTest(
+            resource_arns=["*"],
+            subnet_group_name=standby.subnet_group.name,
+            security_group_ids=[network.database_sg.id],
         ),
+        physical_name=f"{site.stack}-backup",
     )
     site.export(
         "backupPlan",

@@ -21,7 +21,8 @@ from pulumi_policy import PolicyConfigSchema, PolicyResource, ReportViolation, S
 from pulumi_policy.proxy import UnknownValueError
 
 from drplan.names import PROJECT, Role
-from drplan.retention import Tier
+from drplan.periods import parse_period
+from drplan.retention import RETENTION, GfsClass, Retention, Tier, effective_retention
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: Pulumi.<stack>.yaml live here
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -122,6 +123,8 @@ SITE_SCHEMA = PolicyConfigSchema(
     properties={
         "role": {"type": "string", "enum": [r.value for r in Role]},
         "tier": {"type": "string", "enum": [t.value for t in Tier]},
+        # The stack's retention overrides (longer than the tier's), e.g. {"weekly": "16w"}.
+        "retention": {"type": "object"},
     }
 )
 
@@ -131,10 +134,25 @@ class Site:
     role: Role
     tier: Tier
     source: str  # "policy config", "site export", "stack file" or "inferred" (names, strictest tier)
+    overrides: tuple[tuple[str, str], ...] = ()  # the stack's retention overrides, as configured
 
     @property
     def inferred(self) -> bool:
         return self.source == "inferred"
+
+    @property
+    def retention(self) -> Retention:
+        """The floors the rules enforce: the tier's retention lengthened by the stack's overrides
+        (an invalid override, which the program refuses anyway, leaves the tier's floors)."""
+        try:
+            periods = {gen: parse_period(value) for gen, value in self.overrides if gen in {c.value for c in GfsClass}}
+            return effective_retention(self.tier, periods)
+        except ValueError:
+            return RETENTION[self.tier]
+
+
+def _overrides(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in value.items())) if isinstance(value, Mapping) else ()
 
 
 def _stack_file_site(stack: str) -> dict[str, Any]:
@@ -148,7 +166,7 @@ def _stack_file_site(stack: str) -> dict[str, Any]:
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     except (OSError, yaml.YAMLError):
         return {}
-    return {k: config.get(f"{PROJECT}:{k}") for k in ("role", "tier")}
+    return {k: config.get(f"{PROJECT}:{k}") for k in ("role", "tier", "retention")}
 
 
 class Stack:
@@ -185,7 +203,7 @@ class Stack:
             sources.append(("site export", lambda root=root: get(root.props, "site") or {}))
         if self.stack_name:
             sources.append(("stack file", lambda: _stack_file_site(self.stack_name or "")))
-        role = tier = None
+        role = tier = retention = None
         source = "inferred"
         for name, read in sources:
             try:
@@ -193,6 +211,7 @@ class Stack:
             except UnknownValueError:
                 continue
             role, tier = role or found.get("role"), tier or found.get("tier")
+            retention = retention or found.get("retention")
             if role and tier:
                 source = name
                 break
@@ -201,7 +220,7 @@ class Stack:
             role = Role.DR.value if any(r.name.startswith(dr_prefix) for r in self.resources) else Role.PRIMARY.value
         if tier is None:
             tier = Tier.PROD.value  # unknown: judge by the strictest tier
-        return Site(Role(role), Tier(tier), source)
+        return Site(Role(role), Tier(tier), source, _overrides(retention))
 
     def bucket_of(self, config: PolicyResource, key: str = "bucket") -> PolicyResource | None:
         """The Bucket a bucket-level configuration resource belongs to."""

@@ -7,7 +7,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, PolicyResource, ReportViolation, StackValidationPolicy
 
 from drplan.names import Role
-from drplan.retention import RETENTION, GfsClass, Retention, Tier
+from drplan.retention import GfsClass, Retention, Tier
 
 from ._util import (
     BUCKET,
@@ -198,7 +198,7 @@ def _kept_days(lifecycle: Any) -> float | None:
 @stack_policy
 def _retention(stack: Stack, report: ReportViolation) -> None:
     site = stack.site()
-    retention = RETENTION[site.tier]
+    retention = site.retention  # the tier's floors, lengthened by the stack's overrides
     tier = site.tier.value
 
     def short(kept: float | None, floor: int) -> bool:
@@ -310,7 +310,8 @@ def _expiration_floor(rule: Any, retention: Retention, is_log: bool, backups: bo
 retention_at_least_tier_minimum = StackValidationPolicy(
     name="retention-at-least-tier-minimum",
     description=(
-        "Every retention is at least the tier's minimum from drplan.retention.RETENTION: each AWS Backup rule "
+        "Every retention is at least the tier's minimum from drplan.retention.RETENTION, lengthened by the "
+        "stack's retention overrides (the site export or the stack file): each AWS Backup rule "
         "and its copies keep at least their GFS generation (daily/weekly/monthly/yearly by schedule or "
         "name; continuous backup the WAL window) and the plan keeps something as long as the tier's "
         "longest generation; vault-lock maxRetentionDays admits that; RDS "

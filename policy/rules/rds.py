@@ -12,7 +12,6 @@ from pulumi_policy import (
 )
 
 from drplan.names import Role
-from drplan.retention import RETENTION
 
 from ._util import SITE_SCHEMA, Stack, as_list, each_known, get, label, number, stack_policy, truthy
 
@@ -107,7 +106,7 @@ rds_multi_az = StackValidationPolicy(
 
 @stack_policy
 def _backup_retention(stack: Stack, report: ReportViolation) -> None:
-    floor = RETENTION[stack.site().tier].wal.days
+    floor = stack.site().retention.wal.days
 
     def check(db: PolicyResource) -> None:
         if is_replica(db.props):
