@@ -3,11 +3,19 @@
 One `ApiServer` per site, on that site's cluster through an explicit provider (never the
 ambient kubeconfig: the prod and dr clusters are different clusters in different regions).
 
-Scale is the only thing that differs between a serving site and a standby one:
-- serving (prod, or dr once activated): `replicas` pods and an HPA between `replicas` and
-  `max_replicas` on CPU;
-- standby (dr before activation): `standby_replicas` pods (0 pilot light, 1 warm) and no
-  HPA — an HPA cannot hold 0 pods and would scale a warm standby up to its minimum.
+Scale is the only thing that differs between a serving site and a standby one, and the HPA
+owns it: the Deployment never declares `spec.replicas` while its HPA scales it (the Kubernetes
+HPA documentation says to remove it from the manifest; with server-side apply a declared value
+conflicts with kube-controller-manager's on the next update, pulumi/pulumi#13321).
+- serving (prod, or dr once activated): the HPA keeps `replicas` … `max_replicas` pods on CPU;
+- warm standby (dr before activation, 1 pod): the HPA pins the Deployment at 1 (min = max = 1);
+- pilot light (0 pods): the Deployment declares `replicas: 0`, which puts the HPA (min 1) in the
+  documented "implicit maintenance-mode deactivation": it does not touch the Deployment. Activation
+  drops the declared 0; server-side apply resets a field no manager owns any more to its default
+  (1), a change of the target's replica count, which the HPA docs name as what reactivates it; the
+  raised bounds then take it to production scale.
+Activation therefore changes the HPA's bounds (and, from pilot light, drops `replicas`), never a
+value the HPA owns.
 
 The Ingress answers the public hostname and, through its default backend, any Host header:
 Route 53 health checks connect to the load balancer's own name and must reach the health
@@ -42,9 +50,11 @@ class Autoscaling:
 class ApiServerArgs:
     namespace: str
     image: str
-    replicas: int  # the Deployment's declared size (standby or production)
-    autoscaling: Autoscaling | None  # None: fixed size (standby)
+    # The HPA's bounds: production scale, or a standby's (min = max = 1, or 1 with 0 pods).
+    autoscaling: Autoscaling
     health_path: str
+    # True: 0 pods (pilot light); the Deployment declares replicas 0 and the HPA stands aside.
+    pilot_light: bool = False
     port: int = 8080
     hostname: str | None = None
     ingress_class: str = "alb"
@@ -80,7 +90,7 @@ class ApiServer(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     ingress: k8s.networking.v1.Ingress
     pdb: k8s.policy.v1.PodDisruptionBudget
-    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
     endpoint: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiServerArgs, opts: pulumi.ResourceOptions | None = None):
@@ -101,7 +111,8 @@ class ApiServer(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=meta,
             spec={
-                "replicas": args.replicas,
+                # The HPA owns spec.replicas; only a pilot light declares its 0 (see the module doc).
+                **({"replicas": 0} if args.pilot_light else {}),
                 "selector": {"matchLabels": selector},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
@@ -185,31 +196,32 @@ class ApiServer(pulumi.ComponentResource):
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
             opts=child,
         )
-        self.hpa = None
-        if args.autoscaling is not None:
-            a = args.autoscaling
-            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=meta,
-                spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP_NAME},
-                    "minReplicas": a.min_replicas,
-                    "maxReplicas": a.max_replicas,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": a.cpu_target_percent},
-                            },
-                        }
-                    ],
-                },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
-            )
+        a = args.autoscaling
+        if not 1 <= a.min_replicas <= a.max_replicas:
+            raise ValueError(f"{name}: an HPA needs 1 <= minReplicas <= maxReplicas, not {a}")
+        # The HPA always exists: it is what scales the site, standby or serving.
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta,
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP_NAME},
+                "minReplicas": a.min_replicas,
+                "maxReplicas": a.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": a.cpu_target_percent},
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+        )
         # The load balancer's DNS name, once the controller has provisioned it.
         self.endpoint = self.ingress.status.apply(_lb_hostname)
-        self.register_outputs({"endpoint": self.endpoint, "replicas": args.replicas})
+        self.register_outputs({"endpoint": self.endpoint, "minReplicas": a.min_replicas})
 
 
 def _lb_hostname(status) -> str:

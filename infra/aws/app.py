@@ -176,13 +176,16 @@ def build(site: Site, data: DataTier, files: Files) -> App:
     )
     is_serving = serving(cfg, site.is_dr)
     replicas = app.replicas if is_serving else app.standby_replicas
+    # The HPA owns the scale: production bounds when serving; a standby is pinned at one pod
+    # (a pilot light's 0 is declared on the Deployment, where the HPA leaves it alone).
+    bounds = (app.replicas, app.max_replicas) if is_serving else (1, 1)
     api = ApiServer(
         site.name("api"),
         ApiServerArgs(
             namespace=app.namespace,
             image=app.image,
-            replicas=replicas,
-            autoscaling=Autoscaling(app.replicas, app.max_replicas, app.cpu_target_percent) if is_serving else None,
+            autoscaling=Autoscaling(*bounds, app.cpu_target_percent),
+            pilot_light=replicas == 0,
             health_path=app.health_path,
             port=app.port,
             hostname=app.hostname or cfg.dns.record_name,

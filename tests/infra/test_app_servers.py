@@ -28,9 +28,13 @@ def test_every_kubernetes_resource_goes_through_the_sites_own_provider(site, req
 
 
 def test_prod_runs_at_production_scale_with_an_autoscaler(prod):
+    """The HPA owns spec.replicas. Kubernetes, "Horizontal Pod Autoscaling / Migrating Deployments
+    and StatefulSets to horizontal autoscaling": when an HPA is enabled, remove spec.replicas from
+    the manifest; with server-side apply a declared value conflicts with kube-controller-manager's
+    (pulumi/pulumi#13321)."""
     app = _app("prod")
     deployment = prod.one(K8S + "apps/v1:Deployment")
-    assert deployment.inputs["spec"]["replicas"] == app["replicas"]
+    assert "replicas" not in deployment.inputs["spec"]
     hpa = prod.one(K8S + "autoscaling/v2:HorizontalPodAutoscaler")
     spec = hpa.inputs["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP_NAME}
@@ -40,9 +44,20 @@ def test_prod_runs_at_production_scale_with_an_autoscaler(prod):
 
 
 def test_staging_dr_is_a_pilot_light(staging_dr):
+    """0 pods with the HPA standing aside: Kubernetes HPA docs, "Implicit maintenance-mode
+    deactivation": a target at 0 replicas with minReplicas > 0 is not adjusted until the target or
+    the HPA's minimum is changed (which activation does)."""
     assert _app("staging-dr")["standbyReplicas"] == 0
     assert staging_dr.one(K8S + "apps/v1:Deployment").inputs["spec"]["replicas"] == 0
-    assert not staging_dr.of_type(K8S + "autoscaling/v2:HorizontalPodAutoscaler")
+    hpa = staging_dr.one(K8S + "autoscaling/v2:HorizontalPodAutoscaler")
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (1, 1)
+
+
+def test_a_warm_standby_is_held_at_one_pod_by_its_hpa(dr):
+    assert _app("dr")["standbyReplicas"] == 1
+    assert "replicas" not in dr.one(K8S + "apps/v1:Deployment").inputs["spec"]
+    hpa = dr.one(K8S + "autoscaling/v2:HorizontalPodAutoscaler")
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (1, 1)
 
 
 def test_pods_are_bounded_probed_and_locked_down(prod):

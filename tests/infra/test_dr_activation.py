@@ -16,9 +16,12 @@ AT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
 INTENDED = {
     # DNS: the PRIMARY failover record is forced to the DR site (and its DR health check).
     ("update", "aws:route53/record:Record", "dr-dns-primary"): {"records", "healthCheckId"},
-    # The API goes from standby to production size and gets its autoscaler.
-    ("update", "kubernetes:apps/v1:Deployment", "dr-api-deployment"): {"spec.replicas"},
-    ("create", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api-hpa"): set(),
+    # The API goes from standby to production size through its HPA's bounds (the HPA owns
+    # spec.replicas; the Deployment itself does not change for a warm standby).
+    ("update", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api-hpa"): {
+        "spec.minReplicas",
+        "spec.maxReplicas",
+    },
     # The activation time, kept stable across later `pulumi up`s.
     ("create", "aws:ssm/parameter:Parameter", "dr-activated-at"): set(),
 }
@@ -99,9 +102,9 @@ def test_standby_scale_before_and_production_scale_after(dr, activated):
     app = _app_config("dr")
     before = dr.one("kubernetes:apps/v1:Deployment", "dr-api")
     after = activated.one("kubernetes:apps/v1:Deployment", "dr-api")
-    assert before.inputs["spec"]["replicas"] == app["standbyReplicas"]
-    assert after.inputs["spec"]["replicas"] == app["replicas"] > app["standbyReplicas"]
-    assert not dr.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"), "no HPA on a standby"
+    assert "replicas" not in before.inputs["spec"] and "replicas" not in after.inputs["spec"]
+    standby_hpa = dr.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api")
+    assert standby_hpa.inputs["spec"]["minReplicas"] == app["standbyReplicas"] == 1
     hpa = activated.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api")
     assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (
         app["replicas"],
@@ -130,7 +133,7 @@ def test_offline_plan_shows_what_activation_changes(pair_prod):
 
     lines = activation_lines(pair_prod)
     assert any("dr-dns-primary" in line and "records" in line for line in lines)
-    assert any("dr-api-deployment" in line and "spec.replicas" in line for line in lines)
+    assert any("dr-api-hpa" in line and "spec.minReplicas" in line for line in lines)
     assert "pulumi config set activated true -s dr" in render_text({"prod": pair_prod})
 
 
@@ -153,3 +156,17 @@ def test_a_change_line_shows_a_few_properties_and_counts_the_rest():
     assert line.count("→") == SHOWN_PROPERTIES and line.endswith("(+3 more)")
     short = str(Change("update", "aws:x/y:Y", "d", "urn", False, props[:2]))
     assert "more" not in short and short.count("→") == 2
+
+
+def test_activating_a_pilot_light_drops_the_declared_zero_and_raises_the_hpa(pair_staging):
+    """From 0 pods: the declared `replicas: 0` goes. Kubernetes "Server-Side Apply": a field removed
+    from the applied manifest that no other manager owns is reset to its default (1 for
+    spec.replicas), and the HPA docs name a change of the target's replica count (or of the HPA's
+    minimum) as what reactivates an HPA in maintenance mode; from then on the HPA owns the field."""
+    changes = {(c.type, c.name): c for c in diff_activation(pair_staging, at=AT)}
+    deployment = changes[("kubernetes:apps/v1:Deployment", "dr-api-deployment")]
+    assert deployment.paths == {"spec.replicas"}
+    activated = run_stack("staging-dr", peer_outputs=pair_staging.primary.outputs, overrides={P + "activated": True})
+    assert "replicas" not in activated.one("kubernetes:apps/v1:Deployment", "dr-api").inputs["spec"]
+    hpa = changes[("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "dr-api-hpa")]
+    assert hpa.paths and hpa.paths <= {"spec.minReplicas", "spec.maxReplicas"}
