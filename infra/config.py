@@ -210,6 +210,10 @@ class StackConfig(_Strict):
     objectives: Objectives | None = None
     retention: RetentionOverrides = Field(default_factory=RetentionOverrides)
     vault_lock: bool | None = Field(None, alias="vaultLock")
+    # This stack owns its region's account-level singletons (AWS Backup region settings): one
+    # per account and region, so of two stacks sharing an account exactly one may. Default: the
+    # prod tier's stacks (staging sharing prod's account must not overwrite them).
+    owns_account_settings: bool | None = Field(None, alias="ownsAccountSettings")
     alerts: Alerts = Field(default_factory=Alerts)
     database: Database = Field(default_factory=Database)
     redis: Redis = Field(default_factory=Redis)
@@ -238,6 +242,10 @@ class StackConfig(_Strict):
     def backup_policy(self) -> BackupPolicy:
         """What the functions are handed (BACKUP_POLICY): the effective numbers, not the image's."""
         return BackupPolicy(self.tier, self.retention_policy, SCHEDULES)
+
+    @property
+    def account_settings(self) -> bool:
+        return self.owns_account_settings if self.owns_account_settings is not None else self.tier is Tier.PROD
 
     @property
     def locked(self) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from drplan.names import BACKUP_TAG, STACK_TAG_KEY
 from drplan.periods import Period
 from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, GfsClass, Retention, Tier, effective_retention
 from drplan.schedules import SCHEDULES, Schedules
@@ -34,7 +35,7 @@ from . import cron
 from .kms import CustomerKey
 
 # Resources carrying this tag are backed up (the database, the file buckets).
-SELECTION_TAG = ("backup", "true")
+SELECTION_TAG = BACKUP_TAG
 # AWS Backup: continuous backups are kept 1..35 days.
 CONTINUOUS_MAX_RETENTION_DAYS = 35
 # Vault Lock: the cooling-off period before a compliance-mode lock becomes immutable is at
@@ -198,6 +199,10 @@ class GfsBackupPlanArgs:
     # allowed) that also carry the tag: the DR site selects RDS instances only, so its own
     # copy of the files (a replica of prod's, already copied) is not backed up twice.
     only_resources: list[pulumi.Input[str]] | None = None
+    # The stack whose resources this plan protects (their provider default tag STACK_TAG_KEY):
+    # selections are account-wide, so without it a staging database in prod's account would be
+    # backed up into prod's compliance-locked vault for 7 years.
+    stack: str | None = None
     schedules: Schedules = field(default_factory=lambda: SCHEDULES)
     # Physical names AWS requires to be unique per account and region (final snapshots, the
     # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
@@ -320,15 +325,11 @@ class GfsBackupPlan(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        key, value = SELECTION_TAG
-        if args.only_resources is None:
-            chosen: dict = {"selection_tags": [{"type": "STRINGEQUALS", "key": key, "value": value}]}
-        else:
-            # Resources and conditions are AND-ed (tags in selection_tags would be OR-ed).
-            chosen = {
-                "resources": args.only_resources,
-                "conditions": [{"string_equals": [{"key": f"aws:ResourceTag/{key}", "value": value}]}],
-            }
+        # Conditions are AND-ed with each other and with `resources` (ListOfTags would be OR-ed:
+        # AWS Backup API, BackupSelection); AWS recommends Conditions over ListOfTags.
+        chosen: dict = {"conditions": [{"string_equals": self.selection_conditions(args)}]}
+        if args.only_resources is not None:
+            chosen["resources"] = args.only_resources
         self.selection = aws.backup.Selection(
             name,
             region=region,
@@ -341,6 +342,15 @@ class GfsBackupPlan(pulumi.ComponentResource):
         if args.restore_test is not None:
             self._restore_test(name, args, args.restore_test)
         self.register_outputs({"planId": self.plan.id, "rules": [s.name for s in self.specs]})
+
+    @staticmethod
+    def selection_conditions(args: GfsBackupPlanArgs) -> list[dict[str, str]]:
+        """Tagged for backup, and (when given) of this stack only."""
+        key, value = SELECTION_TAG
+        conditions = [{"key": f"aws:ResourceTag/{key}", "value": value}]
+        if args.stack is not None:
+            conditions.append({"key": f"aws:ResourceTag/{STACK_TAG_KEY}", "value": args.stack})
+        return conditions
 
     def _restore_test(self, name: str, args: GfsBackupPlanArgs, test: RestoreTest) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -369,6 +379,10 @@ class GfsBackupPlan(pulumi.ComponentResource):
             restore_testing_plan_name=self.restore_testing_plan.name,
             protected_resource_type="RDS",
             protected_resource_arns=test.resource_arns,
+            # "*" would otherwise test any RDS recovery point of the account's vaults.
+            protected_resource_conditions={"string_equals": self.selection_conditions(args)[1:]}
+            if args.stack is not None
+            else None,
             iam_role_arn=self.role.arn,
             validation_window_hours=int(RESTORE_VALIDATION_WINDOW.total_seconds() // 3600),
             # Restore into the site's private network, reachable by the verify function only.

@@ -75,7 +75,9 @@ class CustomerKey(pulumi.ComponentResource):
         aws.kms.Alias(
             f"{name}-alias",
             region=args.region,
-            name=f"alias/postoucancer/{name}",
+            # Alias names are unique per account and region: carry the stack (prod and staging may
+            # share an account, and their resource names are the same).
+            name=f"alias/postoucancer/{pulumi.get_stack()}/{name}",
             target_key_id=self.key.key_id,
             opts=pulumi.ResourceOptions(parent=self),
         )

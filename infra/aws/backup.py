@@ -44,6 +44,8 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
             physical_name=f"{site.stack}-vault",
         ),
     )
+    if cfg.account_settings:
+        _region_settings(site)
     if site.is_dr:
         site.export("drBackupVaultArn", vault.arn)
         site.export("drBackupKmsKeyArn", key.arn)
@@ -64,6 +66,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
         vault=vault,
         copy_to_vault_arn=peer["drBackupVaultArn"] if peer is not None else None,
         kms_key_arns=key_arns,
+        stack=site.stack,
         restore_test=RestoreTest(
             resource_arns=[db.arn],
             subnet_group_name=db.subnet_group.name,
@@ -83,6 +86,20 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
         },
     )
     return Backups(key, vault, plan)
+
+
+# What the plans back up: RDS (the database) and S3 (the file buckets). AWS Backup only backs up
+# resource types opted in for the region, an account-level setting ("Opt-in services").
+OPTED_IN = {"RDS": True, "S3": True}
+
+
+def _region_settings(site: Site) -> aws.backup.RegionSettings:
+    """The region's opt-in, managed explicitly by the one stack that owns it (ownsAccountSettings)."""
+    return aws.backup.RegionSettings(
+        site.name("backup-region-settings"),
+        region=site.region,
+        resource_type_opt_in_preference=OPTED_IN,
+    )
 
 
 def _dr_plan(
@@ -113,6 +130,7 @@ def _dr_plan(
         copy_to_vault_arn=peer["backupVaultArn"],
         kms_key_arns=[key.arn, data.keys.database.arn, peer["backupKmsKeyArn"]],
         only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
+        stack=site.stack,
         restore_test=RestoreTest(
             resource_arns=["*"],
             subnet_group_name=standby.subnet_group.name,

@@ -56,8 +56,9 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
         encryption_configurations=[{"encryption_type": "KMS"}],
         force_delete=False,
     )
-    if site.is_primary:
-        # Images pushed here are copied into the DR region's repository of the same name.
+    if site.is_primary and cfg.account_settings:
+        # Images pushed here are copied into the DR region's repository of the same name. The
+        # replication configuration is one per account and region: its owner only.
         aws.ecr.ReplicationConfiguration(
             site.name("ecr-replication"),
             region=site.region,

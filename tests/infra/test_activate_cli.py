@@ -40,7 +40,7 @@ def test_dry_run_prints_every_step_and_the_offline_changes_and_runs_nothing(fake
     assert not log.exists(), "a dry run runs no command"
     assert "[1/7] check the committed configuration of dr: ok" in text
     assert "[2/7] offline preview of the changes: ok" in text
-    assert "~ update  Record dr-dns-primary" in text and "+ create  HorizontalPodAutoscaler dr-api-hpa" in text
+    assert "~ update  Record dr-dns-primary" in text and "~ update  HorizontalPodAutoscaler dr-api-hpa" in text
     assert f"output activatedAt: (unset) → {AT}" in text
     for command in (
         f"config set activatedAt {AT} --stack dr",

@@ -107,14 +107,26 @@ def test_vault_policy_refuses_early_deletion(prod, dr, staging):
         assert {"backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle"} <= set(stmt["Action"])
 
 
-def test_selection_by_tag_covers_the_database_and_the_file_buckets(prod):
-    sel = prod.one("aws:backup/selection:Selection")
-    (tag,) = sel.inputs["selectionTags"]
-    assert tag["type"] == "STRINGEQUALS" and (tag["key"], tag["value"]) == SELECTION_TAG
+def test_selection_by_tag_covers_the_database_and_the_file_buckets_of_this_stack_only(prod, staging):
+    """AWS Backup selections are account-wide: conditions (AND-ed, AWS Backup API "BackupSelection")
+    pick what is tagged for backup *and* carries this stack's tag, which every resource gets from the
+    provider's default tags (aws:defaultTags in Pulumi.<stack>.yaml). Without the stack condition a
+    staging database in prod's account would land in prod's compliance-locked vault for 7 years."""
+    key, value = SELECTION_TAG
+    for run in (prod, staging):
+        sel = run.one("aws:backup/selection:Selection")
+        assert not sel.inputs.get("selectionTags"), "ListOfTags is OR-ed: it cannot scope to a stack"
+        assert sel.inputs["conditions"] == [{"stringEquals": [
+            {"key": f"aws:ResourceTag/{key}", "value": value},
+            {"key": "aws:ResourceTag/postoucancer:stack", "value": run.stack},
+        ]}]
+        default_tags = json.loads(run.config["aws:defaultTags"])
+        assert default_tags["tags"]["postoucancer:stack"] == run.stack
+    tag = {"key": key, "value": value}
     assert prod.one("aws:rds/instance:Instance").inputs["tags"][tag["key"]] == tag["value"]
     assert prod.one("aws:s3/bucket:Bucket", "primary-files").inputs["tags"][tag["key"]] == tag["value"]
     role = prod.one("aws:iam/role:Role", "primary-backup-role")
-    assert sel.inputs["iamRoleArn"] == role.outputs["arn"]
+    assert prod.one("aws:backup/selection:Selection").inputs["iamRoleArn"] == role.outputs["arn"]
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "backup.amazonaws.com"}]
 
@@ -179,12 +191,18 @@ def test_dr_plan_waits_for_the_promoted_database_and_tests_the_locked_copies(pro
     key, value = SELECTION_TAG
     assert not sel.inputs.get("selectionTags")
     assert sel.inputs["resources"] == [f"arn:aws:rds:eu-central-1:{ACCOUNT}:db:*"]
-    assert sel.inputs["conditions"] == [{"stringEquals": [{"key": f"aws:ResourceTag/{key}", "value": value}]}]
+    assert sel.inputs["conditions"] == [{"stringEquals": [
+        {"key": f"aws:ResourceTag/{key}", "value": value},
+        {"key": "aws:ResourceTag/postoucancer:stack", "value": "dr"},
+    ]}]
     # Before activation nothing in this region matches: the standby is not tagged for backup.
     assert dr.one("aws:rds/instance:Instance").inputs["tags"].get(key) != value
     test = dr.one("aws:backup/restoreTestingSelection:RestoreTestingSelection")
     plan_rt = dr.one("aws:backup/restoreTestingPlan:RestoreTestingPlan")
     assert plan_rt.inputs["recoveryPointSelection"]["includeVaults"] == [dr.outputs["drBackupVaultArn"]]
     assert test.inputs["protectedResourceArns"] == ["*"] and test.inputs["protectedResourceType"] == "RDS"
+    # "*" is this stack's recovery points only, not those of another stack sharing the account.
+    assert test.inputs["protectedResourceConditions"] == {
+        "stringEquals": [{"key": "aws:ResourceTag/postoucancer:stack", "value": "dr"}]}
     standby_subnets = dr.one("aws:rds/subnetGroup:SubnetGroup")
     assert test.inputs["restoreMetadataOverrides"]["dbsubnetgroupname"] == standby_subnets.outputs["name"]
