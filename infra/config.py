@@ -176,9 +176,16 @@ class Functions(_Strict):
 
 
 class Network(_Strict):
-    vpc_id: str | None = Field(None, alias="vpcId")
+    # The site's EKS cluster's VPC and private subnets: the data tier lives there, so that the
+    # pods can reach it. Unset: a VPC of its own (an offline plan; the pods cannot reach it).
+    vpc_id: str | None = Field(None, alias="vpcId", pattern=r"^vpc-[0-9a-f]{8,17}$")
     subnet_ids: list[str] = Field(default_factory=list, alias="subnetIds")
     cidr: str = "10.40.0.0/16"
+    # The EKS cluster security group: pods that get the data tier's client groups (EKS security
+    # groups for pods) keep it too, so that they still reach CoreDNS, the kubelet and the ALB.
+    cluster_security_group_id: str | None = Field(
+        None, alias="clusterSecurityGroupId", pattern=r"^sg-[0-9a-f]{8,17}$"
+    )
 
     @model_validator(mode="after")
     def _both_or_none(self) -> Network:
@@ -186,6 +193,8 @@ class Network(_Strict):
             raise ValueError("set both vpcId and subnetIds (an existing network) or neither")
         if self.subnet_ids and len(self.subnet_ids) < 2:
             raise ValueError("subnetIds needs at least two subnets in different availability zones")
+        if self.cluster_security_group_id and not self.vpc_id:
+            raise ValueError("clusterSecurityGroupId belongs to the cluster's VPC: set vpcId and subnetIds too")
         return self
 
 

@@ -183,6 +183,22 @@ class _Mocks:
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.update(name=name, arn=f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
             return name, state
+        if args.typ == "aws:acm/certificate:Certificate":
+            domain = state.get("domainName")
+            # ACM gives one validation CNAME per domain name and account, whatever the region.
+            token = _fake_id(ACCOUNT, str(domain))
+            state.update(
+                arn=f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{rid}",
+                domainValidationOptions=[
+                    {
+                        "domainName": domain,
+                        "resourceRecordName": f"_{token}.{domain}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws.",
+                    }
+                ],
+            )
+            return f"certificate-{rid}", state
         if args.typ == "aws:route53/record:Record":
             state["fqdn"] = state.get("name")
             return f"{state.get('zoneId')}_{state.get('name')}_{state.get('type')}_{state.get('setIdentifier')}", state

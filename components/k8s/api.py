@@ -65,7 +65,26 @@ class ApiServerArgs:
     # Plain environment variables of the API container (names of endpoints, buckets, secret
     # ARNs: never a secret value, the pod spec is readable by anyone who can list Deployments).
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # EKS security groups for pods: the groups the API pods carry (the data tier's client group
+    # and the cluster security group). Empty: the pods have their node's groups.
+    pod_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
 
+
+def security_group_policy(
+    name: str, namespace: str, match_labels: dict[str, str], group_ids: list[pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """EKS security groups for pods (the VPC CNI's SecurityGroupPolicy, vpcresources.k8s.aws/v1beta1):
+    the selected pods get these groups on their own network interface, so the data tier's
+    security groups admit exactly them and not every pod of the node."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version="vpcresources.k8s.aws/v1beta1",
+        kind="SecurityGroupPolicy",
+        metadata={"name": match_labels.get("app.kubernetes.io/name", name), "namespace": namespace},
+        spec={"podSelector": {"matchLabels": match_labels}, "securityGroups": {"groupIds": group_ids}},
+        opts=opts,
+    )
 
 def ingress_annotations(args: ApiServerArgs) -> dict[str, str]:
     """AWS Load Balancer Controller: internet-facing ALB, HTTPS only, pod-level targets."""
@@ -219,6 +238,12 @@ class ApiServer(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
+        self.security_group_policy = None
+        if args.pod_security_group_ids:
+            self.security_group_policy = security_group_policy(
+                f"{name}-pod-security-groups", args.namespace, selector, args.pod_security_group_ids,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.service_account]),
+            )
         # The load balancer's DNS name, once the controller has provisioned it.
         self.endpoint = self.ingress.status.apply(_lb_hostname)
         self.register_outputs({"endpoint": self.endpoint, "minReplicas": a.min_replicas})

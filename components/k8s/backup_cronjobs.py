@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 from drplan.schedules import SCHEDULES, Schedules
 
 from . import cron
+from .api import security_group_policy
 
 IMAGE_USER = 10001  # lambdas/Dockerfile: USER 10001:10001
 COMMANDS = {"backup": ["lambdas", "backup"], "verify": ["lambdas", "verify"]}
@@ -44,6 +45,8 @@ class BackupCronJobsArgs:
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "500m", "memory": "512Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "1Gi"})
     labels: dict[str, str] = field(default_factory=dict)
+    # EKS security groups for pods: the functions' client group (and the cluster's) on the job pods.
+    pod_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 class BackupCronJobs(pulumi.ComponentResource):
@@ -131,5 +134,11 @@ class BackupCronJobs(pulumi.ComponentResource):
                     },
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account]),
+            )
+        self.security_group_policy = None
+        if args.pod_security_group_ids:
+            self.security_group_policy = security_group_policy(
+                f"{name}-pod-security-groups", args.namespace, {"app.kubernetes.io/name": "backup-functions"},
+                args.pod_security_group_ids, pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"cronjobs": {k: c.metadata.name for k, c in self.cronjobs.items()}})

@@ -45,7 +45,7 @@ def build(site: Site) -> AwsSite:
     user_files = files.build(site)
     tier = data.build(site, net)
     backups = backup.build(site, net, tier, user_files)
-    api = app.build(site, tier, user_files)
+    api = app.build(site, tier, user_files, net)
     dns = failover.build(site, api)
     fns = functions.build(site, net, tier, user_files.access_logs, api)
     ledger = gdpr.build(site, user_files.access_logs)

@@ -15,7 +15,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws.network import POSTGRES_PORT, REDIS_PORT
+from components.aws.certificate import RegionalCertificate, RegionalCertificateArgs
+from components.aws.network import POSTGRES_PORT, REDIS_PORT, SiteNetwork
 from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs, Autoscaling
 from infra.aws.data import DataTier, database_secret
 from infra.aws.files import Files
@@ -164,7 +165,44 @@ def _identity(site: Site, api: ApiServer, data: DataTier, files: Files) -> aws.i
     return role
 
 
-def build(site: Site, data: DataTier, files: Files) -> App:
+def pod_security_groups(site: Site, client_group) -> list[pulumi.Input[str]]:
+    """The groups a site's pods carry to reach the data tier (EKS security groups for pods), or
+    none when the data tier is not in the cluster's VPC (nothing could attach them)."""
+    cluster_sg = site.cfg.network.cluster_security_group_id
+    if not (site.cfg.network.vpc_id and cluster_sg):
+        return []
+    return [client_group.id, cluster_sg]
+
+
+UNREACHABLE = (
+    "network.vpcId / network.clusterSecurityGroupId are unset: the data tier gets a VPC of its own, which "
+    "this site's cluster cannot reach (its security groups admit only pods that carry the app group); "
+    "fix: pulumi config set --path network.vpcId <cluster VPC>; pulumi config set --path 'network.subnetIds[0]' "
+    "<private subnet> (and [1]); pulumi config set --path network.clusterSecurityGroupId <cluster security group>"
+)
+
+
+def _certificate(site: Site) -> pulumi.Input[str] | None:
+    """The ALB's certificate: configured, or a regional ACM certificate validated in the zone."""
+    cfg = site.cfg
+    hostname = cfg.app.hostname or cfg.dns.record_name
+    if cfg.app.certificate_arn or not (cfg.dns.zone_id and hostname):
+        return cfg.app.certificate_arn
+    cert = RegionalCertificate(
+        site.name("api-certificate"),
+        RegionalCertificateArgs(
+            region=site.region,
+            domain_name=hostname,
+            zone_id=cfg.dns.zone_id,
+            # One validation CNAME per domain and account, whatever the region: the dr stack,
+            # which owns the zone's failover records, owns it too.
+            owns_validation_record=site.is_dr,
+        ),
+    )
+    return cert.arn
+
+
+def build(site: Site, data: DataTier, files: Files, network: SiteNetwork) -> App:
     cfg = site.cfg
     app = cfg.app
     kubeconfig = pulumi.Config().require_secret("kubeconfig")
@@ -190,15 +228,18 @@ def build(site: Site, data: DataTier, files: Files) -> App:
             port=app.port,
             hostname=app.hostname or cfg.dns.record_name,
             ingress_class=app.ingress_class,
-            certificate_arn=app.certificate_arn,
+            certificate_arn=_certificate(site),
             requests={"cpu": app.cpu_request, "memory": app.memory_request},
             limits={"cpu": app.cpu_limit, "memory": app.memory_limit},
             labels={"postoucancer.example/site": cfg.role.value},
             environment=environment(site, data, files),
+            pod_security_group_ids=pod_security_groups(site, network.app_sg),
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace]),
     )
     role = _identity(site, api, data, files)
+    if not api.security_group_policy:
+        pulumi.log.warn(UNREACHABLE)
     site.export("appEndpoint", api.endpoint)
     site.export(
         "app",

@@ -126,7 +126,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, access_logs: AccessL
         "image": image,
     }
     if cfg.functions.runner == "kubernetes":
-        jobs = _cronjobs(site, app, data, bucket, key, image, secret_arn, secret_key_arn, enabled)
+        jobs = _cronjobs(site, app, network, data, bucket, key, image, secret_arn, secret_key_arn, enabled)
         site.export("backupFunctions", info)
         return Functions(bucket, key, repo, cronjobs=jobs)
     functions = BackupFunctions(
@@ -189,12 +189,14 @@ def pod_identity_trust_policy() -> pulumi.Output[str]:
 
 
 def _cronjobs(
-    site: Site, app: App, data: DataTier, bucket, key, image, secret_arn, secret_key_arn, enabled: bool
+    site: Site, app: App, network: SiteNetwork, data: DataTier, bucket, key, image, secret_arn, secret_key_arn,
+    enabled: bool,
 ) -> BackupCronJobs:
     """`functions.runner: kubernetes`: CronJobs on this site's cluster, with the functions'
     permissions bound to their ServiceAccount through EKS Pod Identity."""
     from components.aws.backup_functions import backup_policy, verify_policy
     from components.k8s.backup_cronjobs import BackupCronJobs, BackupCronJobsArgs
+    from infra.aws.app import pod_security_groups
 
     cfg = site.cfg
     common = {
@@ -225,6 +227,7 @@ def _cronjobs(
             deadline=cfg.functions.timeout,
             suspend=not enabled,
             labels={"postoucancer.example/site": cfg.role.value},
+            pod_security_group_ids=pod_security_groups(site, network.functions_sg),
         ),
         opts=pulumi.ResourceOptions(
             providers={"kubernetes": app.provider},

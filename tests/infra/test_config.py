@@ -121,7 +121,7 @@ CASES = [
     (
         "half-an-existing-network",
         "prod",
-        {P + "network": {"vpcId": "vpc-123"}},
+        {P + "network": {"vpcId": "vpc-0123456789abcdef0"}},
         (),
         ["postoucancer-dr:network", "subnetIds"],
     ),

@@ -90,11 +90,13 @@ def test_existing_network_from_config(pair_prod):
     run = run_stack(
         "prod",
         peer_outputs=pair_prod.dr.outputs,
-        overrides={"postoucancer-dr:network": {"vpcId": "vpc-0abc", "subnetIds": ["subnet-1", "subnet-2"]}},
+        overrides={
+            "postoucancer-dr:network": {"vpcId": "vpc-0abc12345678def01", "subnetIds": ["subnet-1", "subnet-2"]}
+        },
     )
     assert not run.of_type("aws:ec2/vpc:Vpc") and not run.of_type("aws:ec2/subnet:Subnet")
     assert not run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"), "an existing network brings its own endpoints"
-    assert {sg.inputs["vpcId"] for sg in run.of_type(SG)} == {"vpc-0abc"}
+    assert {sg.inputs["vpcId"] for sg in run.of_type(SG)} == {"vpc-0abc12345678def01"}
     assert run.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == ["subnet-1", "subnet-2"]
 
 
