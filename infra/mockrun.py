@@ -183,6 +183,21 @@ class _Mocks:
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.update(name=name, arn=f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
             return name, state
+        if args.typ == "aws:ecr/repository:Repository":
+            name = state.get("name") or f"{args.name}-{rid[:7]}"
+            state.update(
+                name=name,
+                registryId=ACCOUNT,
+                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
+                arn=f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{name}",
+            )
+            return name, state
+        if args.typ == "docker-build:index:Image":
+            # What a push reports: the image's digest in the registry, and a tag@digest reference.
+            digest = f"sha256:{hashlib.sha256(f'{self.stack}/{args.name}'.encode()).hexdigest()}"
+            tags = state.get("tags") or []
+            state.update(digest=digest, ref=f"{tags[0]}@{digest}" if tags else digest)
+            return f"image-{rid}", state
         if args.typ == "aws:acm/certificate:Certificate":
             domain = state.get("domainName")
             # ACM gives one validation CNAME per domain name and account, whatever the region.
@@ -218,6 +233,10 @@ class _Mocks:
                 "userId": "OFFLINE",
                 "id": ACCOUNT,
             }
+        if tok == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            region = args.args.get("region") or self.default_region
+            return {"userName": "AWS", "password": "offline-ecr-token", "id": region,
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"}
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if tok == "aws:index/getRegion:getRegion":

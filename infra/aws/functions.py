@@ -4,23 +4,25 @@
   tier is locked, GOVERNANCE otherwise; default retention = the shortest GFS generation, the
   function locks each object for its own generation; lifecycle expiry per `gfs-class` tag).
   The prod site replicates it into the DR site's bucket (bootstrap: dr, prod, dr).
-- The image's ECR repository (the primary's registry replicates it into the DR region, so
-  the DR site can still deploy its functions with the primary region gone).
+- The image: this site's ECR repository, and the image built from lambdas/Dockerfile and
+  pushed into it by the same deployment (pulumi-docker-build); the functions take it by digest.
+  Each site pushes its own copy, so the DR site has its image with the primary region gone.
 - The functions: Lambda + EventBridge Scheduler (`functions.runner: lambda`, default) or
   Kubernetes CronJobs on the site's cluster (`functions.runner: kubernetes`). On a DR site
   that is not activated they are deployed but their schedules are off: the replica is
   read-only and prod's backups replicate here anyway; activation turns them on.
 
-First deployment: a Lambda function cannot be created before its image exists. Either push the
-image first (`pulumi up --target` the repository, `docker build -f lambdas/Dockerfile .`, push
-as `<repository>:<functions.imageTag>`, then `pulumi up`), or set `functions.image` to an image
-that already exists in this region's registry.
+A Lambda function cannot be created before its image exists: the function's image URI is the
+pushed image's digest, so the engine creates it only after the push. `pulumi up` therefore needs
+a Docker daemon (BuildKit) where it runs; a preview does not (build_on_preview is off). Set
+`functions.image` to an image that already exists in this region's registry to skip the build.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -40,13 +42,22 @@ if TYPE_CHECKING:
     from components.k8s.backup_cronjobs import BackupCronJobs
     from infra.aws.app import App
 
-REPOSITORY = "postoucancer/{tier}/backup-functions"
+REPOSITORY = "postoucancer/{stack}/backup-functions"
+ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "postgres"
 
 
 def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
+    """This site's repository and the image the functions run, pushed by this same deployment.
+
+    The image is built from lambdas/Dockerfile and pushed into this region's repository by
+    pulumi-docker-build; the functions take it by digest, so no run creates a function from an
+    image that does not exist yet, and each site has its own copy (ECR replication only copies
+    images pushed after its rule exists, ECR user guide "Private image replication": a DR image
+    pushed before the rule never arrives). `functions.image` names an existing image instead.
+    """
     cfg = site.cfg
-    name = REPOSITORY.format(tier=cfg.tier.value)
+    name = REPOSITORY.format(stack=site.stack)
     repo = aws.ecr.Repository(
         site.name("backup-functions"),
         region=site.region,
@@ -56,28 +67,23 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
         encryption_configurations=[{"encryption_type": "KMS"}],
         force_delete=False,
     )
-    if site.is_primary and cfg.account_settings:
-        # Images pushed here are copied into the DR region's repository of the same name. The
-        # replication configuration is one per account and region: its owner only.
-        aws.ecr.ReplicationConfiguration(
-            site.name("ecr-replication"),
-            region=site.region,
-            replication_configuration={
-                "rules": [
-                    {
-                        "destinations": [{"region": cfg.peer_region, "registry_id": repo.registry_id}],
-                        "repository_filters": [{"filter": name, "filter_type": "PREFIX_MATCH"}],
-                    }
-                ]
-            },
-        )
     if cfg.functions.image:
         return repo, pulumi.Output.from_input(cfg.functions.image)
-    account = aws.get_caller_identity_output().account_id
-    uri = pulumi.Output.all(account, repo.name).apply(
-        lambda a: f"{a[0]}.dkr.ecr.{site.region}.amazonaws.com/{a[1]}:{cfg.functions.image_tag}"
+    import pulumi_docker_build as docker_build  # only stacks that build their image load it
+
+    auth = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, region=site.region)
+    image = docker_build.Image(
+        site.name("backup-functions-image"),
+        context={"location": str(ROOT)},
+        dockerfile={"location": str(ROOT / "lambdas" / "Dockerfile")},
+        platforms=["linux/amd64"],  # Lambda's default x86_64 architecture
+        push=True,
+        # A preview (and the policy pack's) needs no Docker daemon; `pulumi up` builds and pushes.
+        build_on_preview=False,
+        tags=[pulumi.Output.concat(repo.repository_url, ":", cfg.functions.image_tag)],
+        registries=[{"address": repo.repository_url, "username": auth.user_name, "password": auth.password}],
     )
-    return repo, uri
+    return repo, pulumi.Output.concat(repo.repository_url, "@", image.digest)
 
 
 @dataclass(frozen=True)

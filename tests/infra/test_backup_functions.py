@@ -172,8 +172,10 @@ def test_function_is_an_image_in_the_private_subnets(prod, fn, handler):
     assert f.inputs["packageType"] == "Image"
     assert f.inputs["imageConfig"]["commands"] == ["awslambdaric", f"lambdas.aws_lambda.{handler}"]
     repo = prod.one("aws:ecr/repository:Repository", "primary-backup-functions")
-    assert f.inputs["imageUri"].split(":")[0].endswith(repo.inputs["name"])
+    image = prod.one("docker-build:index:Image", "primary-backup-functions-image")
+    assert f.inputs["imageUri"] == f"{repo.outputs['repositoryUrl']}@{image.outputs['digest']}"
     assert ".dkr.ecr.eu-west-3.amazonaws.com/" in f.inputs["imageUri"]
+    assert image.urn in f.dependencies, "the function is created only after its image is pushed"
     subnets = prod.of_type("aws:ec2/subnet:Subnet")
     assert len(f.inputs["vpcConfig"]["subnetIds"]) == len(subnets) >= 2
     assert all(s.urn in f.dependencies for s in subnets)
@@ -270,13 +272,32 @@ def test_dr_schedules_are_off_until_activation(dr, pair_prod):
     assert ":eu-central-1:" in env["DB_SECRET_ARN"]
 
 
-def test_image_replicates_to_the_dr_region(prod):
-    repl = prod.one("aws:ecr/replicationConfiguration:ReplicationConfiguration", "primary-ecr-replication")
-    rule = repl.inputs["replicationConfiguration"]["rules"][0]
-    assert rule["destinations"][0]["region"] == "eu-central-1"
-    repo = prod.one("aws:ecr/repository:Repository", "primary-backup-functions")
-    assert rule["repositoryFilters"][0]["filter"] == repo.inputs["name"]
-    assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+def test_each_site_builds_and_pushes_its_own_image_before_its_functions(prod, dr):
+    """No run creates a function from an image that does not exist: the image is built from
+    lambdas/Dockerfile and pushed into the site's own repository by the same deployment, and the
+    function takes it by digest. ECR replication is not relied on: it copies only images pushed
+    after its rule exists (Amazon ECR user guide, "Private image replication")."""
+    for run, site, region in ((prod, "primary", "eu-west-3"), (dr, "dr", "eu-central-1")):
+        repo = run.one("aws:ecr/repository:Repository", f"{site}-backup-functions")
+        assert repo.region == region and repo.inputs["imageTagMutability"] == "IMMUTABLE"
+        image = run.one("docker-build:index:Image", f"{site}-backup-functions-image")
+        assert image.inputs["push"] is True and image.inputs["buildOnPreview"] is False
+        assert image.inputs["dockerfile"]["location"].endswith("lambdas/Dockerfile")
+        assert image.inputs["tags"] == [f"{repo.outputs['repositoryUrl']}:1.0.0"]
+        assert image.inputs["registries"][0]["address"] == repo.outputs["repositoryUrl"]
+        for fn in run.of_type(FUNCTION):
+            assert fn.inputs["imageUri"].endswith(image.outputs["digest"]) and image.urn in fn.dependencies
+    assert not prod.of_type("aws:ecr/replicationConfiguration:ReplicationConfiguration")
+
+
+def test_an_existing_image_is_used_as_given_and_nothing_is_built(pair_prod):
+    from infra.mockrun import run_stack
+
+    given = "123456789012.dkr.ecr.eu-west-3.amazonaws.com/postoucancer/prod/backup-functions@sha256:" + "a" * 64
+    overrides = {"postoucancer-dr:functions": {"image": given}}
+    run = run_stack("prod", peer_outputs=pair_prod.dr.outputs, overrides=overrides)
+    assert not run.of_type("docker-build:index:Image")
+    assert {f.inputs["imageUri"] for f in run.of_type(FUNCTION)} == {given}
 
 
 # --- Kubernetes CronJobs -----------------------------------------------------------------
@@ -318,7 +339,7 @@ def test_cronjobs_forbid_concurrency_and_are_bounded(k8s_prod):
         c = pod["containers"][0]
         assert c["resources"]["requests"] and c["resources"]["limits"]
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
-        assert c["image"].endswith(":1.0.0")
+        assert c["image"].endswith(k8s_prod.one("docker-build:index:Image").outputs["digest"])
         assert job.provider.startswith(k8s_prod.one("pulumi:providers:kubernetes", "primary-k8s").urn)
     # Workload identity: the role is bound to the CronJobs' ServiceAccount, and it cannot delete.
     assoc = k8s_prod.one("aws:eks/podIdentityAssociation:PodIdentityAssociation", "primary-pg-cron")
