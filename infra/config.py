@@ -47,6 +47,8 @@ class ConfigError(pulumi.RunError):
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 RetentionPeriod = Annotated[Period, BeforeValidator(parse_period)]
 
+# Pulumi stack names: letters, digits, '-', '_', '.'.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -427,12 +429,20 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             f'regions.{"primary" if cfg.role is Role.PRIMARY else "dr"} = "{cfg.region}"; '
             f"fix: pulumi config set aws:region {cfg.region}"
         )
-    if len(cfg.peer_stack.split("/")) != 3 or not all(cfg.peer_stack.split("/")):
+    parts = cfg.peer_stack.split("/")
+    if not (len(parts) == 1 and _STACK_NAME.match(parts[0])) and not (len(parts) == 3 and all(parts)):
         raise _bad(
             "peerStack",
             cfg.peer_stack,
-            "is not a fully qualified stack name",
-            f"pulumi config set peerStack organization/{PROJECT}/<peer stack>",
+            "is neither a stack name of this project nor a fully qualified <org>/<project>/<stack>",
+            "pulumi config set peerStack <peer stack>   (e.g. dr; the organization is the backend's)",
+        )
+    if len(parts) == 3 and parts[1] != PROJECT:
+        raise _bad(
+            "peerStack",
+            cfg.peer_stack,
+            f"names project '{parts[1]}', not this project '{PROJECT}'",
+            f"pulumi config set peerStack {parts[2]}",
         )
     if cfg.activated and cfg.role is not Role.DR:
         raise _bad(
@@ -567,4 +577,14 @@ def load() -> StackConfig:
     cfg = parse(raw_config(), aws.get("region"))
     if cfg.cloud is Cloud.AWS:
         check_stack_tag(pulumi.get_stack(), aws.get_object("defaultTags"))
-    return cfg
+    return with_qualified_peer(cfg, pulumi.get_organization())
+
+
+def with_qualified_peer(cfg: StackConfig, organization: str) -> StackConfig:
+    """`peerStack: dr` means this project's `dr` stack in the current organization: the literal
+    `organization` on a self-managed (DIY) backend, the Pulumi Cloud organization otherwise (a
+    StackReference needs the fully qualified name, and a hard-coded `organization/...` works on
+    self-managed backends only)."""
+    if "/" in cfg.peer_stack:
+        return cfg
+    return cfg.model_copy(update={"peer_stack": f"{organization}/{PROJECT}/{cfg.peer_stack}"})

@@ -116,7 +116,14 @@ CASES = [
         (),
         ["'aws:region'", "pulumi config set aws:region eu-central-1"],
     ),
-    ("peer-stack-not-qualified", "prod", {P + "peerStack": "dr"}, (), ["postoucancer-dr:peerStack", "fully qualified"]),
+    ("peer-stack-half-qualified", "prod", {P + "peerStack": "org/dr"}, (), ["postoucancer-dr:peerStack", "neither"]),
+    (
+        "peer-stack-of-another-project",
+        "prod",
+        {P + "peerStack": "acme/other/dr"},
+        (),
+        ["postoucancer-dr:peerStack", "names project 'other'", "peerStack dr"],
+    ),
     ("negative-size", "prod", {P + "database": {"sizeGb": -5}}, (), ["database.sizeGb", "-5"]),
     (
         "half-an-existing-network",
@@ -202,3 +209,20 @@ def test_longer_retention_is_accepted():
     raw = {k.split(":", 1)[1]: v for k, v in load_stack_config("prod").items() if k.startswith(P)}
     raw["retention"] = {"daily": "35d"}
     assert parse(raw).retention_policy.daily == days(35)
+
+
+def test_a_bare_peer_stack_is_qualified_with_the_backends_organization(prod):
+    """pulumi/pulumi: a StackReference takes `<org>/<project>/<stack>`; `organization` is the
+    literal organization of self-managed (DIY) backends only, Pulumi Cloud needs the real one.
+    The stack files name the peer by stack name; the program qualifies it with
+    pulumi.get_organization() of the run."""
+    from infra.config import with_qualified_peer
+    from infra.runbooks import stack_config
+
+    assert load_stack_config("prod")[P + "peerStack"] == "dr"
+    ref = prod.one("pulumi:pulumi:StackReference")
+    assert ref.outputs["name"] == "organization/postoucancer-dr/dr"  # the mock runtime's organization
+    cfg = stack_config("prod")
+    assert with_qualified_peer(cfg, "acme").peer_stack == "acme/postoucancer-dr/dr"
+    given = cfg.model_copy(update={"peer_stack": "acme/postoucancer-dr/dr"})
+    assert with_qualified_peer(given, "other").peer_stack == "acme/postoucancer-dr/dr"
