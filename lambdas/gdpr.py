@@ -51,10 +51,11 @@ def _db(req, environ: Mapping[str, str]):
     return service_db(req, environ)
 
 
-def _s3(bucket: str):
-    from lambdas.adapters.s3 import S3Store
+def _s3(bucket: str, environ: Mapping[str, str] | None = None):
+    """The store holding `bucket`: S3, or Azure Blob with BACKUP_STORE=azure (lambdas.adapters.select)."""
+    from lambdas.adapters.select import open_store
 
-    return S3Store(bucket)
+    return open_store(bucket, environ)
 
 
 @one_contract
@@ -63,7 +64,8 @@ def record(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
     environ = os.environ if environ is None else environ
     req = load_request(RecordErasureRequest, event, environ)  # raises InvalidRequest before any I/O
     db = _db(req, environ) if req.apply else None
-    return record_erasure(req, ledger or _s3(req.ledger_bucket), db, actor=actor or Actor.from_environment(environ),
+    ledger = ledger or _s3(req.ledger_bucket, environ)
+    return record_erasure(req, ledger, db, actor=actor or Actor.from_environment(environ),
                           telemetry=telemetry or Telemetry.default())
 
 
@@ -72,7 +74,8 @@ def reapply(event: Any, environ: Mapping[str, str] | None = None, *, actor: Acto
             telemetry: Telemetry | None = None, ledger=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     req = load_request(ReapplyRequest, event, environ)
-    return reapply_ledger(req, ledger or _s3(req.ledger_bucket), _db(req, environ),
+    ledger = ledger or _s3(req.ledger_bucket, environ)
+    return reapply_ledger(req, ledger, _db(req, environ),
                           actor=actor or Actor.from_environment(environ), telemetry=telemetry or Telemetry.default())
 
 
@@ -82,13 +85,14 @@ def export(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
     """The export document under "export", or (export_bucket set) its key under "export_key"."""
     environ = os.environ if environ is None else environ
     req = load_request(ExportRequest, event, environ)
-    doc = export_user(req, store or _s3(req.bucket), ledger or _s3(req.ledger_bucket), _db(req, environ),
+    store, ledger = store or _s3(req.bucket, environ), ledger or _s3(req.ledger_bucket, environ)
+    doc = export_user(req, store, ledger, _db(req, environ),
                       actor=actor or Actor.from_environment(environ), telemetry=telemetry or Telemetry.default())
     result: dict[str, Any] = {"status": "exported", "user_id": req.user_id, "found": doc["found"],
                               "manifest_key": doc["backup"]["manifest_key"], "row_counts": doc["row_counts"]}
     if req.export_bucket:
         result["export_bucket"] = req.export_bucket
-        result["export_key"] = store_export(req, exports or _s3(req.export_bucket), doc)
+        result["export_key"] = store_export(req, exports or _s3(req.export_bucket, environ), doc)
     else:
         result["export"] = doc
     return result

@@ -25,10 +25,10 @@ def _db(req, environ: Mapping[str, str]) -> DbConn:
     return DbConn.resolve(dsn=dsn, secret_arn=req.db_secret_arn, secret_resolver=resolver, environ=environ)
 
 
-def _store(req):
-    from lambdas.adapters.s3 import S3Store
+def _store(req, environ: Mapping[str, str]):
+    from lambdas.adapters.select import open_store
 
-    return S3Store(req.bucket)
+    return open_store(req.bucket, environ)
 
 
 @one_contract
@@ -36,7 +36,8 @@ def backup(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
            telemetry: Telemetry | None = None, store=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     req = load_request(BackupRequest, event, environ)  # raises InvalidRequest before any I/O
-    return run_backup(req, store or _store(req), _db(req, environ), actor=actor or Actor.from_environment(environ),
+    store = store or _store(req, environ)
+    return run_backup(req, store, _db(req, environ), actor=actor or Actor.from_environment(environ),
                       telemetry=telemetry or Telemetry.default()).as_dict()
 
 
@@ -45,5 +46,6 @@ def verify(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
            telemetry: Telemetry | None = None, store=None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     req = load_request(VerifyRequest, event, environ)
-    return run_verify(req, store or _store(req), _db(req, environ), actor=actor or Actor.from_environment(environ),
+    store = store or _store(req, environ)
+    return run_verify(req, store, _db(req, environ), actor=actor or Actor.from_environment(environ),
                       telemetry=telemetry or Telemetry.default()).as_dict()

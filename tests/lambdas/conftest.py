@@ -1,4 +1,6 @@
-"""Fixtures for the data-plane tests: one real PostgreSQL 15 and one moto server per session."""
+"""Fixtures for the data-plane tests: one real PostgreSQL 15, one moto server and one Azurite per session.
+
+The `store` fixture runs a test on both object stores (tests/lambdas/stores.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +8,24 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 import psycopg
 import pytest
 
+from drill.azurite import AzuriteServer
 from drill.local import PG_BIN, MotoServer, PgCluster
 from drplan.handover import ENV_VAR as POLICY_ENV
 from drplan.handover import BackupPolicy
 from drplan.retention import RETENTION, Tier
-from lambdas.adapters.s3 import S3Store
 from lambdas.core.audit import Actor
 from lambdas.core.telemetry import Telemetry
 
+from .stores import LOCKED_BUCKET, PLAIN_BUCKET, AzureHarness, S3Harness
+
 REGION = "eu-west-3"
 DATABASE = "postoucancer"
-LOCKED_BUCKET = "pouc-backups-locked"
-PLAIN_BUCKET = "pouc-backups-plain"
 
 SCHEMA = """
 CREATE TABLE users (
@@ -121,30 +122,16 @@ def moto_server():
         server.stop()
 
 
-@dataclass
-class Aws:
-    server: MotoServer
-    s3: object
-    kms: object
-    key_arn: str
-    other_key_arn: str
-    audit: list = field(default_factory=list)
+@pytest.fixture(scope="session")
+def azurite_server():
+    server = AzuriteServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    def store(self, bucket: str = LOCKED_BUCKET, **kw) -> S3Store:
-        return S3Store(bucket, s3=kw.get("s3", self.s3), kms=self.kms)
 
-    def keys(self, bucket: str = LOCKED_BUCKET, prefix: str = "") -> list[str]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [o["Key"] for p in pages for o in p.get("Contents", [])]
-
-    def open_uploads(self, bucket: str = LOCKED_BUCKET) -> list[str]:
-        return [u["Key"] for u in self.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
-
-    def moto_key(self, bucket: str, key: str, version_id: str | None):
-        """The stored object inside moto (server mode runs in this process): to corrupt it."""
-        from moto.s3.models import s3_backends
-
-        return s3_backends["123456789012"]["aws"].get_object(bucket, key, version_id)
+Aws = S3Harness  # the S3 harness under its old name (S3-only tests)
 
 
 @pytest.fixture
@@ -161,27 +148,42 @@ def aws(moto_server, monkeypatch):
                      ObjectLockEnabledForBucket=True)
     s3.create_bucket(Bucket=PLAIN_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=PLAIN_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return Aws(moto_server, s3, kms, key_arn, other)
+    return S3Harness(moto_server, s3, kms, key_arn, other)
 
 
 @pytest.fixture
-def env(pg, aws):
+def azure(azurite_server):
+    azurite_server.reset()
+    harness = AzureHarness(azurite_server)
+    # Azurite has no version-level immutability: both containers are plain (lambdas/README.md).
+    harness.create(LOCKED_BUCKET, PLAIN_BUCKET)
+    return harness
+
+
+@pytest.fixture(params=["s3", "azure"])
+def store(request):
+    """The data-plane suite's object store: moto's S3, then Azurite's Blob Storage."""
+    return request.getfixturevalue("aws" if request.param == "s3" else "azure")
+
+
+@pytest.fixture
+def env(pg, store):
     """The function's environment as the Pulumi components would set it."""
     return {
         "BACKUP_DATABASE": DATABASE,
         "BACKUP_BUCKET": LOCKED_BUCKET,
-        "BACKUP_KMS_KEY_ID": aws.key_arn,
         "BACKUP_PART_SIZE_MB": "5",
         "BACKUP_COMPRESSION_THREADS": "2",
         "DB_DSN": pg.dsn(),
         # What the stack hands over (drplan.handover): prod's plan, no override.
         POLICY_ENV: BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json(),
+        **store.env,
     }
 
 
 @pytest.fixture
-def tel(aws):
-    return Telemetry(logger=logging.getLogger("tests.lambdas"), metrics=None, audit_sink=aws.audit.append)
+def tel(store):
+    return Telemetry(logger=logging.getLogger("tests.lambdas"), metrics=None, audit_sink=store.audit.append)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -31,20 +30,21 @@ def _days_ago(days: int, hhmm: str = "02:00") -> str:
     return f"{(datetime.now(UTC) - timedelta(days=days)).date().isoformat()}T{hhmm}:00Z"
 
 
-def _backup(pg, aws, env, tel, actor, store=None, **event):
+def _backup(pg, store, env, tel, actor, via=None, **event):
     req = load_request(BackupRequest, event, env)
-    return run_backup(req, store or aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    return run_backup(req, via or store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
 
 
-def _verify(pg, aws, env, tel, actor, **event):
+def _verify(pg, store, env, tel, actor, **event):
     req = load_request(VerifyRequest, event, env)
-    return run_verify(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    return run_verify(req, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
 
 
-def _assert_nothing_visible(aws):
-    assert aws.keys(prefix=MANIFESTS) == [], "a failed backup must not have a manifest"
-    assert aws.keys(prefix=DATA_PREFIX) == [], "a failed upload must not complete an object"
-    assert aws.open_uploads() == [], "the multipart upload must be aborted"
+def _assert_nothing_visible(store):
+    assert store.keys(prefix=MANIFESTS) == [], "a failed backup must not have a manifest"
+    assert store.keys(prefix=DATA_PREFIX) == [], "a failed upload must not complete an object"
+    # S3: the multipart upload is aborted; Azure: staged blocks are no blob (404 to a read)
+    assert store.open_uploads() == [], "no upload state may become or read as an object"
 
 
 class _Wrapped:
@@ -91,7 +91,7 @@ def _children(name: str) -> list[int]:
     return pids
 
 
-def test_pg_dump_killed_mid_stream(pg, aws, env, tel, actor):
+def test_pg_dump_killed_mid_stream(pg, store, env, tel, actor):
     killed = []
 
     def kill_pg_dump(number):
@@ -102,89 +102,69 @@ def test_pg_dump_killed_mid_stream(pg, aws, env, tel, actor):
 
     with pytest.raises(BackupFailed) as e:
         # single-threaded zstd emits parts as it reads, so pg_dump is mid-stream at part 1
-        _backup(pg, aws, env, tel, actor, store=_Wrapped(aws.store(), on_part=kill_pg_dump), compression_threads=0)
+        _backup(pg, store, env, tel, actor, via=_Wrapped(store.store(), on_part=kill_pg_dump), compression_threads=0)
     assert killed, "pg_dump was still running at the first part"
     assert e.value.cause == "pg_dump_failed"
     assert e.value.details["returncode"] == -signal.SIGKILL
-    _assert_nothing_visible(aws)
-    assert (aws.audit[-1]["outcome"], aws.audit[-1]["reason"]) == ("failure", "pg_dump_failed")
+    _assert_nothing_visible(store)
+    assert (store.audit[-1]["outcome"], store.audit[-1]["reason"]) == ("failure", "pg_dump_failed")
     assert tel.published[-1]["BackupSuccess"] == 0
 
 
-def test_upload_fails_at_a_part(pg, aws, env, tel, actor):
-    """A botocore hook answers UploadPart #2 with a 500: the run fails, the upload is aborted."""
-    import boto3
-
-    s3 = boto3.session.Session().client("s3")
-    seen = []
-
-    def fail_part_2(params, **_kw):
-        number = int(params["query_string"]["partNumber"])
-        seen.append(number)
-        if number == 2:
-            error = {"Code": "InternalError", "Message": "injected part failure"}
-            http = SimpleNamespace(status_code=500, headers={}, content=b"")
-            return http, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}
-        return None
-
-    s3.meta.events.register("before-call.s3.UploadPart", fail_part_2)
+def test_upload_fails_at_a_part(pg, store, env, tel, actor):
+    """Part #2 fails (S3: the SDK's transport answers UploadPart with a 500; Azure: block 2 is
+    damaged in transit and Azurite refuses its Content-MD5): the run fails, nothing is visible."""
+    failing, seen, code = store.store_failing_part(2)
     with pytest.raises(StorageError) as e:
-        _backup(pg, aws, env, tel, actor, store=aws.store(s3=s3))
+        _backup(pg, store, env, tel, actor, via=failing)
     assert 2 in seen
-    assert "part 2" in str(e.value) and e.value.details["code"] == "InternalError"
-    _assert_nothing_visible(aws)
-    assert aws.audit[-1]["reason"] == "storage_error"
+    assert "part 2" in str(e.value) and e.value.details["code"] == code
+    _assert_nothing_visible(store)
+    assert store.audit[-1]["reason"] == "storage_error"
 
 
-@pytest.mark.parametrize("key_id", ["arn:aws:kms:eu-west-3:123456789012:key/00000000-0000-0000-0000-000000000000",
-                                    "disabled"])
-def test_unusable_kms_key_writes_nothing(pg, aws, env, tel, actor, key_id):
-    if key_id == "disabled":
-        aws.kms.disable_key(KeyId=aws.other_key_arn.rsplit("/", 1)[1])
-        key_id = aws.other_key_arn
+@pytest.mark.parametrize("case", [0, 1], ids=["missing-or-not-a-key", "disabled-key-or-wrong-credential"])
+def test_unusable_key_or_credential_writes_nothing(pg, store, env, tel, actor, case):
+    """S3: a KMS key that does not exist, a disabled one. Azure: an AWS key id where an
+    encryption scope is expected, the wrong account key (Azurite refuses every request)."""
+    via, key_id, cause = store.unusable(case)
     with pytest.raises(StorageError) as e:
-        _backup(pg, aws, env, tel, actor, kms_key_id=key_id)
-    assert e.value.cause == "kms_key_unusable"
-    assert key_id in str(e.value)
-    _assert_nothing_visible(aws)
+        _backup(pg, store, env, tel, actor, via=via, kms_key_id=key_id)
+    assert e.value.cause == cause
+    if cause == "kms_key_unusable":
+        assert key_id in str(e.value)
+    _assert_nothing_visible(store)
 
 
-def _tamper_manifest(aws, manifest_key, **changes):
-    """The manifest's own (first) version altered in place inside moto: a manifest that was
-    written wrong. (A new version on top, what a writer can do, is refused as tampering:
-    tests/lambdas/test_tamper.py.)"""
-    version = aws.s3.list_object_versions(Bucket=LOCKED_BUCKET, Prefix=manifest_key)["Versions"][-1]["VersionId"]
-    stored = aws.moto_key(LOCKED_BUCKET, manifest_key, version)
-    body = json.loads(stored.value)
+def _tamper_manifest(store, manifest_key, **changes):
+    """The manifest's own (first) version altered in place inside the store: a manifest that was
+    written wrong. (A new version on top, what a writer can do, is refused as tampering where the
+    store keeps versions: tests/lambdas/test_tamper.py.)"""
+    body = json.loads(store.read(LOCKED_BUCKET, manifest_key, store.first_version_id(LOCKED_BUCKET, manifest_key)))
     body.update(changes)
-    _overwrite_manifest(aws, manifest_key, json.dumps(body).encode())
+    _overwrite_manifest(store, manifest_key, json.dumps(body).encode())
 
 
-def _overwrite_manifest(aws, manifest_key, raw: bytes):
-    version = aws.s3.list_object_versions(Bucket=LOCKED_BUCKET, Prefix=manifest_key)["Versions"][-1]["VersionId"]
-    stored = aws.moto_key(LOCKED_BUCKET, manifest_key, version)
-    from moto.s3.utils import compute_checksum
-
-    stored.value = raw
-    if stored.checksum_algorithm:  # else the SDK's own checksum check reports the edit first
-        stored.checksum_value = compute_checksum(raw, stored.checksum_algorithm).decode()
+def _overwrite_manifest(store, manifest_key, raw: bytes):
+    """Replace the bytes of the manifest's first version (S3: inside moto; Azurite, which keeps
+    no versions: the blob itself, with its tags)."""
+    store.replace_stored_bytes(LOCKED_BUCKET, manifest_key, store.first_version_id(LOCKED_BUCKET, manifest_key), raw)
 
 
-def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs, monkeypatch, capsys):
-    r = _backup(pg, aws, env, tel, actor)
-    stored = aws.moto_key(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
-    data = bytearray(stored.value)
+def test_object_corrupted_in_storage(pg, store, env, tel, actor, scratch_dbs, monkeypatch, capsys):
+    r = _backup(pg, store, env, tel, actor)
+    data = bytearray(store.read(LOCKED_BUCKET, r.object_key, r.manifest["version_id"]))
     data[len(data) // 2] ^= 0x40  # one flipped bit, same size
-    stored.value = bytes(data)
+    store.replace_stored_bytes(LOCKED_BUCKET, r.object_key, r.manifest["version_id"], bytes(data))
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "checksum_mismatch"
     assert e.value.details["expected"] == r.manifest["sha256"]
     assert scratch_dbs() == []
-    assert (aws.audit[-1]["action"], aws.audit[-1]["outcome"], aws.audit[-1]["reason"]) == (
+    assert (store.audit[-1]["action"], store.audit[-1]["outcome"], store.audit[-1]["reason"]) == (
         "backup.verify", "failure", "checksum_mismatch")
-    records = aws.keys(prefix="postgres/postoucancer/verifications/")
-    assert json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=records[0])["Body"].read())["status"] == "failed"
+    records = store.keys(prefix="postgres/postoucancer/verifications/")
+    assert json.loads(store.read(LOCKED_BUCKET, records[0]))["status"] == "failed"
 
     # the CronJob's view: exit status 1 and the cause in the JSON result
     from lambdas.cli import main
@@ -197,12 +177,13 @@ def test_object_corrupted_in_storage(pg, aws, env, tel, actor, scratch_dbs, monk
     assert scratch_dbs() == []
 
 
-def test_object_truncated_in_storage(pg, aws, env, tel, actor, scratch_dbs):
-    r = _backup(pg, aws, env, tel, actor)
-    stored = aws.moto_key(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
-    stored.value = stored.value[: r.manifest["stored_bytes"] // 2]
+def test_object_truncated_in_storage(pg, store, env, tel, actor, scratch_dbs):
+    r = _backup(pg, store, env, tel, actor)
+    data = store.read(LOCKED_BUCKET, r.object_key, r.manifest["version_id"])
+    store.replace_stored_bytes(LOCKED_BUCKET, r.object_key, r.manifest["version_id"],
+                               data[: r.manifest["stored_bytes"] // 2])
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "object_size_mismatch"
     assert "truncated" in str(e.value)
     assert e.value.details == {"expected": r.manifest["stored_bytes"], "actual": r.manifest["stored_bytes"] // 2,
@@ -210,95 +191,106 @@ def test_object_truncated_in_storage(pg, aws, env, tel, actor, scratch_dbs):
     assert scratch_dbs() == []
 
 
-def test_checksum_mismatch_fails_even_when_restore_succeeded(pg, aws, env, tel, actor, scratch_dbs):
-    r = _backup(pg, aws, env, tel, actor)
-    _tamper_manifest(aws, r.manifest_key, sha256="0" * 64)
+def test_checksum_mismatch_fails_even_when_restore_succeeded(pg, store, env, tel, actor, scratch_dbs):
+    r = _backup(pg, store, env, tel, actor)
+    _tamper_manifest(store, r.manifest_key, sha256="0" * 64)
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "checksum_mismatch"
     assert e.value.details["restore_returncode"] == 0  # pg_restore had applied the data
     assert e.value.details["actual"] == r.manifest["sha256"]
     assert scratch_dbs() == []
 
 
-def test_row_count_mismatch_names_the_table(pg, aws, env, tel, actor, scratch_dbs):
-    r = _backup(pg, aws, env, tel, actor)
+def test_row_count_mismatch_names_the_table(pg, store, env, tel, actor, scratch_dbs):
+    r = _backup(pg, store, env, tel, actor)
     counts = dict(r.manifest["row_counts"])
     counts["public.comments"] += 1
-    _tamper_manifest(aws, r.manifest_key, row_counts=counts)
+    _tamper_manifest(store, r.manifest_key, row_counts=counts)
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "row_count_mismatch"
     assert e.value.details["tables"] == {"public.comments": {"expected": counts["public.comments"],
                                                              "actual": counts["public.comments"] - 1}}
     assert scratch_dbs() == []
 
 
-def test_object_encrypted_with_another_key(pg, aws, env, tel, actor):
-    r = _backup(pg, aws, env, tel, actor)
-    _tamper_manifest(aws, r.manifest_key, encryption_key=aws.other_key_arn)
-    with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+def test_object_encrypted_with_another_key(pg, store, env, tel, actor):
+    r = _backup(pg, store, env, tel, actor)
+    _tamper_manifest(store, r.manifest_key, encryption_key=store.other_key_id)
+    if not store.reports_encryption:
+        # Azurite does not report a blob's encryption scope: a real service does
+        # (x-ms-encryption-scope), which the fake adds to Azurite's answers.
+        from .stores import ServiceFake
+
+        verifier = store.store(fake=ServiceFake(scope=store.key_id))
+        with pytest.raises(VerifyFailed) as e:
+            run_verify(load_request(VerifyRequest, {}, env), verifier, DbConn.resolve(dsn=pg.dsn()), actor=actor,
+                       telemetry=tel)
+    else:
+        with pytest.raises(VerifyFailed) as e:
+            _verify(pg, store, env, tel, actor)
     assert e.value.cause == "encryption_key_mismatch"
-    assert e.value.details == {"expected": aws.other_key_arn, "actual": aws.key_arn}
+    assert e.value.details == {"expected": store.other_key_id, "actual": store.key_id}
 
 
-def test_probe_failure_is_reported(pg, aws, env, tel, actor, scratch_dbs):
-    _backup(pg, aws, env, tel, actor)
+def test_probe_failure_is_reported(pg, store, env, tel, actor, scratch_dbs):
+    _backup(pg, store, env, tel, actor)
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor, probes=[{"name": "posts", "sql": "SELECT count(*) FROM posts", "equals": 1}])
+        _verify(pg, store, env, tel, actor,
+                probes=[{"name": "posts", "sql": "SELECT count(*) FROM posts", "equals": 1}])
     assert e.value.cause == "probe_failed" and e.value.details["probe"] == "posts"
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor, probes=[{"name": "gone", "sql": "SELECT count(*) FROM no_such_table"}])
+        _verify(pg, store, env, tel, actor, probes=[{"name": "gone", "sql": "SELECT count(*) FROM no_such_table"}])
     assert e.value.cause == "probe_failed" and "no_such_table" in str(e.value)
     with pytest.raises(VerifyFailed) as e:  # probes run read-only
-        _verify(pg, aws, env, tel, actor, probes=[{"name": "w", "sql": "DELETE FROM comments RETURNING 1"}])
+        _verify(pg, store, env, tel, actor, probes=[{"name": "w", "sql": "DELETE FROM comments RETURNING 1"}])
     assert e.value.cause == "probe_failed" and "read-only" in str(e.value)
     assert scratch_dbs() == []
 
 
-def test_manifest_missing_or_malformed(pg, aws, env, tel, actor):
+def test_manifest_missing_or_malformed(pg, store, env, tel, actor):
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "no_backup"
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor, manifest_key=MANIFESTS + "2026-01-01T0200Z.json")
+        _verify(pg, store, env, tel, actor, manifest_key=MANIFESTS + "2026-01-01T0200Z.json")
     assert e.value.cause == "manifest_missing"
     assert e.value.details["manifest_key"] == MANIFESTS + "2026-01-01T0200Z.json"
 
-    r = _backup(pg, aws, env, tel, actor, at=_days_ago(3))
-    _overwrite_manifest(aws, r.manifest_key, b'{"format": 1, "database": ')
+    r = _backup(pg, store, env, tel, actor, at=_days_ago(3))
+    _overwrite_manifest(store, r.manifest_key, b'{"format": 1, "database": ')
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "manifest_malformed" and "not valid JSON" in str(e.value)
 
     good = r.manifest | {"stored_bytes": "many"}
     del good["sha256"]
-    _overwrite_manifest(aws, r.manifest_key, json.dumps(good).encode())
+    _overwrite_manifest(store, r.manifest_key, json.dumps(good).encode())
     with pytest.raises(VerifyFailed) as e:
-        _verify(pg, aws, env, tel, actor)
+        _verify(pg, store, env, tel, actor)
     assert e.value.cause == "manifest_malformed"
     assert {f.split(":")[0] for f in e.value.details["fields"]} == {"sha256", "stored_bytes"}
 
 
-def test_newest_manifest_is_verified(pg, aws, env, tel, actor):
-    old = _backup(pg, aws, env, tel, actor, at=_days_ago(3))
-    new = _backup(pg, aws, env, tel, actor, at=_days_ago(2))
+def test_newest_manifest_is_verified(pg, store, env, tel, actor):
+    old = _backup(pg, store, env, tel, actor, at=_days_ago(3))
+    new = _backup(pg, store, env, tel, actor, at=_days_ago(2))
     assert old.status == new.status == "created"
-    assert _verify(pg, aws, env, tel, actor, record=False).manifest_key == new.manifest_key
-    assert _verify(pg, aws, env, tel, actor, record=False, manifest_key=old.manifest_key).object_key == old.object_key
+    assert _verify(pg, store, env, tel, actor, record=False).manifest_key == new.manifest_key
+    assert _verify(pg, store, env, tel, actor, record=False, manifest_key=old.manifest_key).object_key == old.object_key
 
 
-def test_two_concurrent_runs_of_a_slot(pg, aws, env, tel, actor, scratch_dbs):
+def test_two_concurrent_runs_of_a_slot(pg, store, env, tel, actor, scratch_dbs):
     """Both pass the 'slot free?' check and both upload; exactly one manifest wins."""
     barrier = threading.Barrier(2, timeout=60)
-    store = _Wrapped(aws.store(), before_manifest=barrier.wait)
+    racing = _Wrapped(store.store(), before_manifest=barrier.wait)
     results, errors = [], []
     at = _days_ago(4, "02:05")
 
     def run():
         try:
-            results.append(_backup(pg, aws, env, tel, actor, store=store, at=at))
+            results.append(_backup(pg, store, env, tel, actor, via=racing, at=at))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -311,9 +303,9 @@ def test_two_concurrent_runs_of_a_slot(pg, aws, env, tel, actor, scratch_dbs):
     assert sorted(r.status for r in results) == ["created", "lost_race"]
     winner = next(r for r in results if r.status == "created")
     loser = next(r for r in results if r.status == "lost_race")
-    assert aws.keys(prefix=MANIFESTS) == [winner.manifest_key]
-    assert sorted(aws.keys(prefix=DATA_PREFIX)) == sorted([winner.object_key, loser.object_key])
-    manifest = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=winner.manifest_key)["Body"].read())
+    assert store.keys(prefix=MANIFESTS) == [winner.manifest_key]
+    assert sorted(store.keys(prefix=DATA_PREFIX)) == sorted([winner.object_key, loser.object_key])
+    manifest = json.loads(store.read(LOCKED_BUCKET, winner.manifest_key))
     assert manifest["object_key"] == winner.object_key and manifest["run_id"] == winner.manifest["run_id"]
-    assert _verify(pg, aws, env, tel, actor, record=False).object_key == winner.object_key
+    assert _verify(pg, store, env, tel, actor, record=False).object_key == winner.object_key
     assert scratch_dbs() == []

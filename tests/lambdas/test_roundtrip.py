@@ -1,4 +1,4 @@
-"""Backup -> verify on a real PostgreSQL 15 and moto's S3, KMS and Secrets Manager."""
+"""Backup -> verify on a real PostgreSQL 15, on moto's S3 (KMS, Secrets Manager) and on Azurite's Blob Storage."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ CONTENT = {
 }
 
 
-def test_backup_then_verify_round_trip(pg, aws, env, tel, actor, scratch_dbs):
+def test_backup_then_verify_round_trip(pg, store, env, tel, actor, scratch_dbs):
     now = datetime.now(UTC)
-    result = run_backup(load_request(BackupRequest, {}, env), aws.store(), DbConn.resolve(dsn=pg.dsn()),
+    result = run_backup(load_request(BackupRequest, {}, env), store.store(), DbConn.resolve(dsn=pg.dsn()),
                         actor=actor, telemetry=tel)
     assert result.status == "created"
     m = result.manifest
@@ -64,54 +64,60 @@ def test_backup_then_verify_round_trip(pg, aws, env, tel, actor, scratch_dbs):
     assert "15." in m["pg_dump_version"]
 
     # the object as stored: encrypted with the key, tagged with its generation, locked
-    head = aws.s3.head_object(Bucket=LOCKED_BUCKET, Key=m["object_key"], VersionId=m["version_id"])
-    assert head["ContentLength"] == m["stored_bytes"]
-    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == aws.key_arn
-    assert head["ObjectLockMode"] == "COMPLIANCE"
-    keep = RETENTION[Tier.PROD].for_class(GfsClass(m["gfs_class"])).delta
-    assert abs(head["ObjectLockRetainUntilDate"] - (now + keep)) < timedelta(minutes=5)
-    tags = {t["Key"]: t["Value"] for t in aws.s3.get_object_tagging(
-        Bucket=LOCKED_BUCKET, Key=m["object_key"], VersionId=m["version_id"])["TagSet"]}
-    assert tags[layout.GFS_TAG_KEY] == m["gfs_class"]
+    assert len(store.read(LOCKED_BUCKET, m["object_key"], m["version_id"])) == m["stored_bytes"]
+    assert (m["version_id"] is not None) == store.versioned  # Azurite: no blob versioning
+    assert m["encryption_key"] == store.key_id
+    assert store.encryption(LOCKED_BUCKET, m["object_key"], m["version_id"]) == (
+        store.key_id if store.reports_encryption else None)  # Azurite does not report the scope
+    mode, until = store.lock(LOCKED_BUCKET, m["object_key"], m["version_id"])
+    if store.locks:
+        assert mode == "COMPLIANCE" and m["lock_mode"] == "COMPLIANCE"
+        keep = RETENTION[Tier.PROD].for_class(GfsClass(m["gfs_class"])).delta
+        assert abs(until - (now + keep)) < timedelta(minutes=5)
+    else:  # Azurite: no immutability on the container, so object_lock=auto writes unlocked
+        assert (mode, until, m["lock_mode"], m["retain_until"]) == (None, None, None, None)
+    assert store.tags(LOCKED_BUCKET, m["object_key"], m["version_id"])[layout.GFS_TAG_KEY] == m["gfs_class"]
     # the manifest is the last write and is itself tagged and locked like its backup
-    mhead = aws.s3.head_object(Bucket=LOCKED_BUCKET, Key=result.manifest_key)
-    assert mhead["ObjectLockMode"] == "COMPLIANCE" and mhead["SSEKMSKeyId"] == aws.key_arn
-    assert aws.open_uploads() == []
+    assert store.tags(LOCKED_BUCKET, result.manifest_key)[layout.GFS_TAG_KEY] == m["gfs_class"]
+    assert store.lock(LOCKED_BUCKET, result.manifest_key)[0] == ("COMPLIANCE" if store.locks else None)
+    if store.reports_encryption:
+        assert store.encryption(LOCKED_BUCKET, result.manifest_key) == store.key_id
+    assert store.open_uploads() == []
 
     probes = [{"name": k, "sql": q, "equals": _source_value(pg, q)} for k, q in CONTENT.items()]
     probes.append({"name": "posts", "sql": "SELECT count(*) FROM posts", "min": 1})
     vreq = load_request(VerifyRequest, {"probes": probes}, env)
-    v = run_verify(vreq, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    v = run_verify(vreq, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert v.status == "passed"
     assert v.manifest_key == result.manifest_key
     assert v.row_counts == expected_counts
     assert v.probes["posts"] == expected_counts["public.posts"]
     assert v.restore_seconds > 0
     assert scratch_dbs() == []
-    record = json.loads(aws.s3.get_object(Bucket=LOCKED_BUCKET, Key=v.record_key)["Body"].read())
+    record = json.loads(store.read(LOCKED_BUCKET, v.record_key))
     assert record["status"] == "passed" and record["restore_seconds"] > 0
 
-    actions = [(a["action"], a["outcome"]) for a in aws.audit]
+    actions = [(a["action"], a["outcome"]) for a in store.audit]
     assert actions == [("backup.create", "success"), ("backup.verify", "success")]
-    assert aws.audit[0]["resource"]["object_key"] == m["object_key"]
-    assert aws.audit[1]["resource"]["manifest_key"] == result.manifest_key
+    assert store.audit[0]["resource"]["object_key"] == m["object_key"]
+    assert store.audit[1]["resource"]["manifest_key"] == result.manifest_key
     assert [p.get("BackupSuccess", p.get("VerifySuccess")) for p in tel.published] == [1, 1]
 
 
-def test_same_slot_is_idempotent(pg, aws, env, tel, actor):
+def test_same_slot_is_idempotent(pg, store, env, tel, actor):
     day = TODAY - timedelta(days=3)
     req = load_request(BackupRequest, {"at": _day_at(day, "02:30")}, env)
-    first = run_backup(req, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    first = run_backup(req, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     # a retry later the same day belongs to the same 02:00 slot
     retry = load_request(BackupRequest, {"at": _day_at(day, "23:59")}, env)
-    second = run_backup(retry, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    second = run_backup(retry, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert (first.status, second.status) == ("created", "skipped")
     assert second.manifest_key == first.manifest_key
-    assert len(aws.keys(prefix="postgres/postoucancer/data/")) == 1
-    assert aws.audit[-1]["outcome"] == "skipped"
+    assert len(store.keys(prefix="postgres/postoucancer/data/")) == 1
+    assert store.audit[-1]["outcome"] == "skipped"
     # before 02:00 it is the previous day's slot: a new backup
     early = load_request(BackupRequest, {"at": _day_at(day, "01:00")}, env)
-    third = run_backup(early, aws.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    third = run_backup(early, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert third.status == "created" and f"{day - timedelta(days=1)}T0200Z" in third.manifest_key
 
 
@@ -126,24 +132,24 @@ def test_same_slot_is_idempotent(pg, aws, env, tel, actor):
         (TODAY - timedelta(days=(TODAY.weekday() + 1) % 7 or 7), Tier.STAGING, PLAIN_BUCKET, "weekly", None),
     ],
 )
-def test_gfs_class_tag_and_lock_follow_the_model(pg, aws, env, tel, actor, day, tier, bucket, gfs, locked_days):
+def test_gfs_class_tag_and_lock_follow_the_model(pg, store, env, tel, actor, day, tier, bucket, gfs, locked_days):
     at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
     policy = BackupPolicy(tier, RETENTION[tier]).to_json()
     req = load_request(BackupRequest, {"at": at.isoformat(), "policy": policy, "bucket": bucket}, env)
     started = datetime.now(UTC)
-    r = run_backup(req, aws.store(bucket), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    r = run_backup(req, store.store(bucket), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert r.manifest["gfs_class"] == gfs and r.manifest["tier"] == tier.value
-    tags = {t["Key"]: t["Value"] for t in aws.s3.get_object_tagging(Bucket=bucket, Key=r.object_key)["TagSet"]}
+    tags = store.tags(bucket, r.object_key)
     assert tags == {layout.GFS_TAG_KEY: gfs, layout.SLOT_TAG_KEY: layout.slot_id(at)}
-    head = aws.s3.head_object(Bucket=bucket, Key=r.object_key)
-    if locked_days is not None:
-        until = head["ObjectLockRetainUntilDate"]
+    mode, until = store.lock(bucket, r.object_key)
+    if locked_days is not None and store.locks:
         assert abs(until - (started + timedelta(days=locked_days))) < timedelta(minutes=5)
     else:
-        assert "ObjectLockMode" not in head and r.manifest["retain_until"] is None
+        assert mode is None and r.manifest["retain_until"] is None
 
 
-def test_a_stack_retention_override_decides_the_lock_date(pg, aws, tel, actor):
+@pytest.mark.parametrize("store", ["s3"], indirect=True)  # the AWS stack's function environment
+def test_a_stack_retention_override_decides_the_lock_date(pg, aws, store, tel, actor):
     """Issue 11: a stack's `retention: {weekly: 16w}` reaches the object lock the function sets.
 
     The environment is the one the real prod stack gives its backup function under that override
@@ -165,7 +171,8 @@ def test_a_stack_retention_override_decides_the_lock_date(pg, aws, tel, actor):
     assert abs(until - (started + timedelta(days=112))) < timedelta(minutes=5)
 
 
-def test_a_backup_without_the_stacks_policy_is_refused_before_anything_is_written(pg, aws, env, tel, actor):
+@pytest.mark.parametrize("store", ["s3"], indirect=True)  # validation only: one store is enough
+def test_a_backup_without_the_stacks_policy_is_refused_before_anything_is_written(pg, store, env, tel, actor):
     from lambdas.core.errors import InvalidRequest
 
     env = {k: v for k, v in env.items() if k != "BACKUP_POLICY"}
@@ -180,7 +187,8 @@ def test_a_backup_without_the_stacks_policy_is_refused_before_anything_is_writte
     assert "shorter than the plan's 30d" in e.value.problems[0]["problem"]
 
 
-def test_lambda_secret_path_and_no_password_in_output(pg, aws, env, capsys):
+@pytest.mark.parametrize("store", ["s3"], indirect=True)  # Lambda + Secrets Manager: AWS only
+def test_lambda_secret_path_and_no_password_in_output(pg, aws, store, env, capsys):
     """The Lambda path: credentials from a Secrets Manager secret; never in logs or results."""
     password = "s3cr3t-Pa55-never-logged"
     import boto3
@@ -218,7 +226,7 @@ def test_lambda_secret_path_and_no_password_in_output(pg, aws, env, capsys):
     assert [a["audit_event"]["actor"]["principal"] for a in audit] == [Ctx.invoked_function_arn] * 2
 
 
-def test_cli_backup_and_verify(pg, aws, env, monkeypatch, capsys):
+def test_cli_backup_and_verify(pg, store, env, monkeypatch, capsys):
     from lambdas.cli import main
 
     for k, v in env.items():
@@ -230,13 +238,13 @@ def test_cli_backup_and_verify(pg, aws, env, monkeypatch, capsys):
     ver = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ver["status"] == "passed" and ver["manifest_key"] == res["manifest_key"]
     assert ver["probes"]["posts"] == res["manifest"]["row_counts"]["public.posts"]
-    assert not aws.keys(prefix="postgres/postoucancer/verifications/")
+    assert not store.keys(prefix="postgres/postoucancer/verifications/")
 
 
-def test_service_rejects_bad_event_before_any_io(aws, env):
+def test_service_rejects_bad_event_before_any_io(store, env):
     from lambdas.core.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as e:
         service.backup({"tier": "production"}, env)
     assert e.value.problems[0]["field"] == "tier"
-    assert aws.keys() == [] and aws.open_uploads() == []
+    assert store.keys() == [] and store.open_uploads() == []
