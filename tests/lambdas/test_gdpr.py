@@ -1,4 +1,5 @@
-"""GDPR on backups against a real PostgreSQL 15 and moto: the erasure ledger survives a restore,
+"""GDPR on backups against a real PostgreSQL 15, on moto's S3 and on Azurite's Blob Storage (the
+whole module runs once per store): the erasure ledger survives a restore,
 its re-application removes erased users again, and the export of one user from a backup holds
 exactly that user's rows as of that backup. No mock of the data path.
 
@@ -35,6 +36,7 @@ from lambdas.core.telemetry import Telemetry
 from lambdas.core.verify import load_manifest, restored
 
 from .conftest import DATABASE, REGION
+from .stores import AzureHarness, S3Harness
 
 pytestmark = pytest.mark.postgres
 
@@ -98,9 +100,7 @@ def query(dsn: str, q: str, **params):
 @dataclass
 class World:
     pg: object
-    s3: object
-    kms: object
-    key_arn: str
+    h: S3Harness | AzureHarness  # the store, seen from outside the adapter
     live: str  # the live database's name
     env: dict[str, str]  # the functions' environment (as the components would set it)
     x: int  # the erased user
@@ -115,6 +115,10 @@ class World:
     erasure_z: dict = field(default_factory=dict)
     referencing: dict = field(default_factory=dict)  # rows referencing X or Z before the erasure (independent SQL)
     audit: list = field(default_factory=list)
+
+    @property
+    def key_id(self) -> str:
+        return self.h.key_id
 
     def dsn(self, dbname: str | None = None) -> str:
         return self.pg.dsn(dbname or self.live)
@@ -134,28 +138,39 @@ class World:
         return [e for e in self.audit if e["action"] == action]
 
 
-@pytest.fixture(scope="module")
-def world(pg, moto_server):
+def _harness(kind: str, request, mp) -> S3Harness | AzureHarness:
+    if kind == "azure":
+        h = AzureHarness(request.getfixturevalue("azurite_server"))
+        h.server.reset()
+        h.create(BACKUPS, LEDGER, EXPORTS)  # Azurite: no immutability, all three are plain
+        return h
+    moto_server = request.getfixturevalue("moto_server")
     moto_server.reset()
+    for k, v in moto_server.client_env(REGION).items():
+        mp.setenv(k, v)
+    session = boto3.session.Session()
+    s3, kms = session.client("s3"), session.client("kms")
+    key_arn = kms.create_key(Description="backups and ledger")["KeyMetadata"]["Arn"]
+    for bucket in (BACKUPS, LEDGER):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION},
+                         ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket=EXPORTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return S3Harness(moto_server, s3, kms, key_arn, key_arn)
+
+
+@pytest.fixture(scope="module", params=["s3", "azure"])
+def world(pg, request):
     live = f"gdpr_live_{uuid.uuid4().hex[:6]}"
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in moto_server.client_env(REGION).items():
-            mp.setenv(k, v)
-        session = boto3.session.Session()
-        s3, kms = session.client("s3"), session.client("kms")
-        key_arn = kms.create_key(Description="backups and ledger")["KeyMetadata"]["Arn"]
-        for bucket in (BACKUPS, LEDGER):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION},
-                             ObjectLockEnabledForBucket=True)
-        s3.create_bucket(Bucket=EXPORTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+        h = _harness(request.param, request, mp)
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {live} TEMPLATE {DATABASE}")
         with psycopg.connect(pg.dsn(live), autocommit=True) as conn:
             conn.execute(CASCADES)
         try:
-            env = {"BACKUP_DATABASE": live, "BACKUP_BUCKET": BACKUPS, "BACKUP_KMS_KEY_ID": key_arn,
-                   "BACKUP_PART_SIZE_MB": "5", "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(),
-                   "GDPR_LEDGER_BUCKET": LEDGER, "GDPR_LEDGER_KMS_KEY_ID": key_arn,
+            env = {"BACKUP_DATABASE": live, "BACKUP_BUCKET": BACKUPS, "BACKUP_PART_SIZE_MB": "5",
+                   "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(), **h.env,
+                   "GDPR_LEDGER_BUCKET": LEDGER, "GDPR_LEDGER_KMS_KEY_ID": h.key_id,
                    "BACKUP_POLICY": PROD_POLICY}
             dsn = pg.dsn(live)
             # X and Y: the two users with the most media; X also comments on others' posts and
@@ -165,8 +180,8 @@ def world(pg, moto_server):
             y_rows = {t: [r[0] for r in query(dsn, q, u=y, erased=[x, z])] for t, q in OWN_ROWS.items()}
             others = query(dsn, "SELECT count(*) FROM comments WHERE user_id <> %(u)s AND post_id IN"
                                 " (SELECT id FROM posts WHERE user_id = %(u)s)", u=y)[0][0]
-            w = World(pg, s3, kms, key_arn, live, env, x, z, y, "", y_rows, others, fingerprint(dsn), {}, {})
-            result = run_backup(load_request(BackupRequest, {}, env), gdpr_cli._s3(BACKUPS),
+            w = World(pg, h, live, env, x, z, y, "", y_rows, others, fingerprint(dsn), {}, {})
+            result = run_backup(load_request(BackupRequest, {}, env), gdpr_cli._s3(BACKUPS, env),
                                 DbConn.resolve(dsn=pg.dsn()), actor=Actor("tests", "cli"), telemetry=w.tel())
             w.manifest_key = result.manifest_key
             w.referencing = {t: query(dsn, q.replace("= %(u)s", "= ANY(%(u)s)"), u=[x, z])[0][0]
@@ -188,7 +203,7 @@ def world(pg, moto_server):
 
 def _restored_copy(w: World):
     """The backup restored into a new database by the verify path (the runbook's restore)."""
-    store = gdpr_cli._s3(BACKUPS)
+    store = gdpr_cli._s3(BACKUPS, w.env)
     return restored(store, DbConn.resolve(dsn=w.pg.dsn()), load_manifest(store, w.manifest_key),
                     name_prefix="gdpr_restore")
 
@@ -204,7 +219,7 @@ def test_world_preconditions(world):
 
 
 def test_erasure_in_live_database_and_ledger_entry(world):
-    x, s3 = world.x, world.s3
+    x, h = world.x, world.h
     for t, q in ANY_ROWS.items():
         for u in (x, world.z):
             assert query(world.dsn(), q, u=u)[0][0] == 0, f"{t} still references {u} in the live database"
@@ -218,21 +233,25 @@ def test_erasure_in_live_database_and_ledger_entry(world):
 
     key = world.erasure["ledger_key"]
     assert key == f"gdpr/erasures/{world.live}/{x}.json"
-    assert {o["Key"] for o in s3.list_objects_v2(Bucket=LEDGER)["Contents"]} == {key, world.erasure_z["ledger_key"]}
-    head = s3.head_object(Bucket=LEDGER, Key=key)
-    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == world.key_arn
-    assert head["ObjectLockMode"] == "COMPLIANCE"
-    keep = RETENTION[Tier.PROD].longest.delta + gdpr.LEDGER_MARGIN
-    assert abs(head["ObjectLockRetainUntilDate"] - (datetime.now(UTC) + keep)) < timedelta(minutes=10)
-    entry = json.loads(s3.get_object(Bucket=LEDGER, Key=key)["Body"].read())
+    assert set(h.keys(LEDGER)) == {key, world.erasure_z["ledger_key"]}
+    assert h.encryption(LEDGER, key) == (world.key_id if h.reports_encryption else None)
+    assert h.tags(LEDGER, key) == gdpr.LEDGER_TAG
+    mode, until = h.lock(LEDGER, key)
+    if h.locks:
+        assert mode == "COMPLIANCE"
+        keep = RETENTION[Tier.PROD].longest.delta + gdpr.LEDGER_MARGIN
+        assert abs(until - (datetime.now(UTC) + keep)) < timedelta(minutes=10)
+    else:  # Azurite: no immutability; object_lock=auto records the entry unlocked (lambdas/README.md)
+        assert (mode, until, world.erasure["retain_until"]) == (None, None, None)
+    entry = json.loads(h.read(LEDGER, key))
     assert entry["user_id"] == str(x) and entry["database"] == world.live
     assert entry["recorded_by"] == {"principal": "dpo@example.org", "via": "cli"}
     assert entry["reference"] == "DPO-2026-0042"
     assert set(entry) == {"format", "database", "user_id", "erased_at", "recorded_at", "recorded_by", "reference"}
-    # append-only: a locked entry cannot be deleted
-    version = head["VersionId"]
-    with pytest.raises(Exception, match=r"AccessDenied|locked|WORM|retention"):
-        s3.delete_object(Bucket=LEDGER, Key=key, VersionId=version)
+    if h.locks:  # append-only: a locked entry cannot be deleted
+        version = h.s3.head_object(Bucket=LEDGER, Key=key)["VersionId"]
+        with pytest.raises(Exception, match=r"AccessDenied|locked|WORM|retention"):
+            h.s3.delete_object(Bucket=LEDGER, Key=key, VersionId=version)
     assert [e["outcome"] for e in world.actions("gdpr.erasure.record")] == ["success", "success"]
 
 
@@ -242,8 +261,10 @@ def test_recording_again_is_idempotent(world):
                             actor=Actor("someone-else", "cli"), telemetry=world.tel())
     assert again["status"] == "already_recorded"
     assert again["entry"] == world.erasure["entry"]  # the first record stands, unchanged
-    versions = world.s3.list_object_versions(Bucket=LEDGER, Prefix=key).get("Versions", [])
-    assert len(versions) == 1
+    if world.h.versioned:
+        assert len(world.h.s3.list_object_versions(Bucket=LEDGER, Prefix=key).get("Versions", [])) == 1
+    # the conditional create refused the second write: the stored entry is the first one
+    assert json.loads(world.h.read(LEDGER, key)) == world.erasure["entry"]
     assert world.actions("gdpr.erasure.record")[-1]["outcome"] == "skipped"
 
 
@@ -310,7 +331,7 @@ def test_export_one_user_from_the_backup(world, tmp_path):
 
 
 def test_export_via_lambda_handler_writes_an_encrypted_object(world, monkeypatch):
-    for k, v in {**world.env, "GDPR_EXPORT_BUCKET": EXPORTS, "GDPR_EXPORT_KMS_KEY_ID": world.key_arn}.items():
+    for k, v in {**world.env, "GDPR_EXPORT_BUCKET": EXPORTS, "GDPR_EXPORT_KMS_KEY_ID": world.key_id}.items():
         monkeypatch.setenv(k, v)
     # The handler's process-wide telemetry, with the test's audit sink (the default powertools
     # loggers would bind to this test's captured stdout for the rest of the session).
@@ -319,9 +340,8 @@ def test_export_via_lambda_handler_writes_an_encrypted_object(world, monkeypatch
                            "aws_request_id": "req-1"})()
     res = gdpr_cli.export_handler({"user_id": world.y}, ctx)  # newest backup
     assert res["status"] == "exported" and "export" not in res
-    head = world.s3.head_object(Bucket=EXPORTS, Key=res["export_key"])
-    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == world.key_arn
-    doc = json.loads(world.s3.get_object(Bucket=EXPORTS, Key=res["export_key"])["Body"].read())
+    assert world.h.encryption(EXPORTS, res["export_key"]) == (world.key_id if world.h.reports_encryption else None)
+    doc = json.loads(world.h.read(EXPORTS, res["export_key"]))
     assert doc["tables"] == world.y_at_backup and doc["backup"]["manifest_key"] == world.manifest_key
     assert world.scratch_dbs() == []
     event = world.actions("gdpr.export")[-1]
@@ -350,18 +370,15 @@ def test_export_failing_midway_drops_the_scratch_database(world, caplog):
 
 def test_export_of_a_corrupted_backup_fails_and_drops_the_scratch_database(world, caplog):
     caplog.set_level(logging.INFO, logger="tests.gdpr")
-    s3 = world.s3
-    m = load_manifest(gdpr_cli._s3(BACKUPS), world.manifest_key)
-    data = bytearray(s3.get_object(Bucket=BACKUPS, Key=m.object_key, VersionId=m.version_id)["Body"].read())
+    h = world.h
+    m = load_manifest(gdpr_cli._s3(BACKUPS, world.env), world.manifest_key)
+    data = bytearray(h.read(BACKUPS, m.object_key, m.version_id))
     data[len(data) * 2 // 3] ^= 0xFF  # late in the stream: the restore is under way when it is read
     slot = m.slot.strftime("%Y-%m-%dT%H%MZ")  # a backup of the same layout under another prefix
     bad_key = f"corrupt/{world.live}/data/{slot}/{m.run_id}.pgdump.zst"
-    put = s3.put_object(Bucket=BACKUPS, Key=bad_key, Body=bytes(data), ServerSideEncryption="aws:kms",
-                        SSEKMSKeyId=world.key_arn)
-    bad = m.model_copy(update={"object_key": bad_key, "version_id": put.get("VersionId")})
+    bad = m.model_copy(update={"object_key": bad_key, "version_id": h.overwrite(BACKUPS, bad_key, bytes(data), True)})
     bad_manifest = f"corrupt/{world.live}/manifests/{slot}.json"
-    s3.put_object(Bucket=BACKUPS, Key=bad_manifest, Body=bad.to_bytes(), ServerSideEncryption="aws:kms",
-                  SSEKMSKeyId=world.key_arn)
+    h.overwrite(BACKUPS, bad_manifest, bad.to_bytes(), True)
     with pytest.raises(DataPlaneError) as e:
         gdpr_cli.export({"user_id": world.y, "prefix": "corrupt", "manifest_key": bad_manifest}, world.env,
                         actor=Actor("tests", "cli"), telemetry=world.tel())
