@@ -1,0 +1,236 @@
+"""What only the Azure Blob adapter has: staged blocks, the store chosen by the environment, and
+the version-level immutability path.
+
+Azurite does not emulate immutability: a container never reports it and a policy sent on a
+write is ignored. The lock tests therefore run the real adapter against Azurite through a
+`ServiceFake` that adds the response headers the Blob REST API documents (Get Container
+Properties `x-ms-immutable-storage-with-versioning-enabled`, Get Blob Properties
+`x-ms-immutability-policy-until-date` / `-mode`), and check the request headers the adapter
+sends. Without the fake reporting the policy, the adapter must refuse to call the write locked.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from infra.model import RETENTION, GfsClass, Tier
+from lambdas.adapters.azure_blob import AzureBlobStore
+from lambdas.adapters.select import open_store
+from lambdas.core import gdpr
+from lambdas.core.backup import run_backup
+from lambdas.core.config import BackupRequest, load_request
+from lambdas.core.errors import AlreadyExists, BackupFailed, InvalidRequest, NotFound, StorageError
+from lambdas.core.pg import DbConn
+from lambdas.core.storage import WriteOptions
+
+from .stores import AZURE_SCOPE, LOCKED_BUCKET, ServiceFake
+
+MANIFESTS = "postgres/postoucancer/manifests/"
+DATA = "postgres/postoucancer/data/"
+
+
+@pytest.fixture
+def env(pg, azure):  # this module is Azure-only: the conftest's env without the store parameter
+    return {"BACKUP_DATABASE": "postoucancer", "BACKUP_BUCKET": LOCKED_BUCKET, "BACKUP_PART_SIZE_MB": "5",
+            "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(), **azure.env}
+
+
+@pytest.fixture
+def tel(azure):
+    import logging
+
+    from lambdas.core.telemetry import Telemetry
+
+    return Telemetry(logger=logging.getLogger("tests.azure"), metrics=None, audit_sink=azure.audit.append)
+
+
+def test_staged_blocks_are_invisible_until_the_commit(azure):
+    store = azure.store()
+    upload = store.start_upload("x/obj", WriteOptions(encryption_key=AZURE_SCOPE, tags={"gfs-class": "daily"}))
+    upload.upload_part(1, b"a" * 1000)
+    upload.upload_part(2, b"b" * 10)
+    assert store.list_keys("x/") == []
+    with pytest.raises(NotFound):
+        store.head("x/obj")
+    assert azure.staged_only() == ["x/obj"] and azure.open_uploads() == []
+    obj = upload.complete()
+    assert (obj.size, obj.encryption_key, obj.version_id) == (1010, AZURE_SCOPE, None)
+    assert store.read("x/obj") == b"a" * 1000 + b"b" * 10
+    assert azure.tags(LOCKED_BUCKET, "x/obj") == {"gfs-class": "daily"}
+
+
+def test_a_missing_block_is_never_committed(azure):
+    store = azure.store()
+    upload = store.start_upload("x/gap", WriteOptions(encryption_key=AZURE_SCOPE))
+    upload.upload_part(1, b"a")
+    upload.upload_part(3, b"c")
+    with pytest.raises(StorageError) as e:
+        upload.complete()
+    assert e.value.cause == "missing_parts" and azure.keys(prefix="x/") == []
+
+
+def test_conditional_create_refuses_an_existing_blob(azure):
+    store = azure.store()
+    store.put_if_absent("m.json", b"{}", WriteOptions(encryption_key=AZURE_SCOPE))
+    with pytest.raises(AlreadyExists):
+        store.put_if_absent("m.json", b'{"other": 1}', WriteOptions(encryption_key=AZURE_SCOPE))
+    assert store.read("m.json") == b"{}"
+
+
+def test_object_lock_on_without_container_immutability_writes_nothing(pg, azure, env, tel, actor):
+    req = load_request(BackupRequest, {"object_lock": "on"}, env)
+    with pytest.raises(BackupFailed) as e:
+        run_backup(req, azure.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
+    assert e.value.cause == "object_lock_unavailable"
+    assert azure.keys() == [] and azure.staged_only() == []
+
+
+def test_immutable_container_locks_data_and_manifest(pg, azure, env, tel, actor):
+    """A container with version-level immutability (as a real service reports it): every write
+    carries a locked policy until start + retention, and the adapter reads it back."""
+    fake = ServiceFake(container_immutable=True, report_policies=True)
+    started = datetime.now(UTC)
+    r = run_backup(load_request(BackupRequest, {}, env), azure.store(fake=fake), DbConn.resolve(dsn=pg.dsn()),
+                   actor=actor, telemetry=tel)
+    assert r.status == "created"
+    m = r.manifest
+    keep = RETENTION[Tier.PROD].for_class(GfsClass(m["gfs_class"])).delta
+    assert m["lock_mode"] == "COMPLIANCE"
+    assert abs(datetime.fromisoformat(m["retain_until"]) - (started + keep)) < timedelta(minutes=5)
+    sent = {path.split(f"/{LOCKED_BUCKET}/", 1)[1]: policy for path, policy in fake.policies.items()}
+    assert set(sent) == {m["object_key"], r.manifest_key}
+    for until, mode in sent.values():
+        assert mode == "Locked"
+        assert abs(datetime.strptime(until, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+                   - (started + keep)) < timedelta(minutes=5)
+    # the manifest went last, with If-None-Match: * and the scope; the data with the scope
+    assert fake.writes[-1].get("If-None-Match") == "*"
+    assert {w.get("x-ms-encryption-scope") for w in fake.writes} == {AZURE_SCOPE}
+
+
+def test_a_lock_the_service_does_not_report_fails_the_backup(pg, azure, env, tel, actor):
+    """Azurite drops the policy (and answers 'not implemented' to Set Immutability Policy): the
+    adapter must not call that backup locked, and nothing is marked good."""
+    fake = ServiceFake(container_immutable=True, report_policies=False)
+    with pytest.raises(StorageError) as e:
+        run_backup(load_request(BackupRequest, {}, env), azure.store(fake=fake), DbConn.resolve(dsn=pg.dsn()),
+                   actor=actor, telemetry=tel)
+    assert e.value.cause == "lock_not_applied"
+    assert azure.keys(prefix=MANIFESTS) == []
+    assert azure.audit[-1]["outcome"] == "failure"
+
+
+def test_ledger_entry_on_an_immutable_container_is_locked_past_every_backup(azure):
+    fake = ServiceFake(container_immutable=True, report_policies=True)
+    req = load_request(gdpr.RecordErasureRequest, {"user_id": 7, "database": "postoucancer",
+                                                   "ledger_bucket": LOCKED_BUCKET, "kms_key_id": AZURE_SCOPE}, {})
+    from lambdas.core.audit import Actor
+
+    now = datetime.now(UTC)
+    res = gdpr.record_erasure(req, azure.store(fake=fake), None, actor=Actor("dpo", "cli"), now=now)
+    assert res["status"] == "recorded"
+    until = now + RETENTION[Tier.PROD].longest.delta + gdpr.LEDGER_MARGIN
+    assert res["retain_until"] == until.isoformat()
+    assert [p[1] for p in fake.policies.values()] == ["Locked"]
+    again = gdpr.record_erasure(req, azure.store(fake=fake), None, actor=Actor("dpo", "cli"))
+    assert again["status"] == "already_recorded"
+    assert json.loads(azure.read(LOCKED_BUCKET, res["ledger_key"]))["user_id"] == "7"
+
+
+# --- the store chosen by the environment --------------------------------------------------
+
+
+@pytest.mark.parametrize(("environ", "field"), [
+    ({"BACKUP_STORE": "gcs"}, "BACKUP_STORE"),
+    ({"BACKUP_STORE": "azure"}, "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_URL"),
+    ({"BACKUP_STORE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "https://a.blob.core.windows.net",
+      "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"},
+     "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_URL"),
+    ({"BACKUP_STORE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "a.blob.core.windows.net"}, "AZURE_STORAGE_ACCOUNT_URL"),
+    ({"BACKUP_STORE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "http://a.blob.core.windows.net"},
+     "AZURE_STORAGE_ACCOUNT_URL"),
+    ({"BACKUP_STORE": "azure", "AZURE_STORAGE_CONNECTION_STRING": "AccountKey=c2VjcmV0LXZhbHVl"},
+     "AZURE_STORAGE_CONNECTION_STRING"),
+])
+def test_bad_store_settings_name_the_variable(environ, field):
+    with pytest.raises(InvalidRequest) as e:
+        open_store("pouc-backups", environ)
+    assert field in [p["field"] for p in e.value.problems]
+    assert all(p["fix"] for p in e.value.problems)
+    assert "c2VjcmV0LXZhbHVl" not in str(e.value)  # a connection string's key is never echoed
+
+
+def test_a_bucket_name_azure_cannot_hold_is_refused():
+    with pytest.raises(InvalidRequest) as e:
+        open_store("pouc.backups", {"BACKUP_STORE": "azure", "AZURE_STORAGE_ACCOUNT_URL": "https://a.blob.core.windows.net"})
+    assert e.value.problems[0]["field"] == "bucket"
+
+
+def test_account_url_authenticates_with_the_managed_identity_chain():
+    from azure.identity import DefaultAzureCredential
+
+    store = open_store("pouc-backups", {"BACKUP_STORE": "azure",
+                                        "AZURE_STORAGE_ACCOUNT_URL": "https://pouc.blob.core.windows.net"})
+    assert isinstance(store, AzureBlobStore)
+    assert isinstance(store.service.credential, DefaultAzureCredential)
+    assert store.service.url.startswith("https://pouc.blob.core.windows.net")
+
+
+def test_service_backup_uses_the_configured_store(pg, azure, env):
+    from lambdas import service
+    from lambdas.core.audit import Actor
+
+    out = service.backup({"at": "2026-02-02T02:00:00Z"}, env, actor=Actor("tests", "cli"))
+    assert out["status"] == "created"
+    assert azure.keys(prefix=MANIFESTS) == [out["manifest_key"]]
+    assert azure.keys(prefix=DATA) == [out["object_key"]]
+
+
+# --- the Azure Container Apps Job entry point -----------------------------------------------
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_container_apps_job_backs_up_and_verifies(pg, azure, env, monkeypatch, capsys):
+    from lambdas import azure_job
+
+    for k, v in {**env, "CONTAINER_APP_JOB_NAME": "pouc-backup", "CONTAINER_APP_JOB_EXECUTION_NAME": "pouc-backup-x1",
+                 "JOB_EVENT": '{"at": "2026-03-03T02:00:00Z"}'}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AUDIT_ACTOR", raising=False)
+    monkeypatch.delenv("BACKUP_STORE")  # the job's default is azure
+    assert azure_job.main(["backup"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    res = json.loads(out[-1])
+    assert res["status"] == "created" and azure.keys(prefix=MANIFESTS) == [res["manifest_key"]]
+    audit = [json.loads(line) for line in out if '"audit_event"' in line]
+    assert audit[-1]["audit_event"]["actor"] == {"principal": "aca:pouc-backup/pouc-backup-x1", "via": "job"}
+    monkeypatch.setenv("JOB_OPERATION", "verify")
+    monkeypatch.setenv("JOB_EVENT", '{"record": false}')
+    assert azure_job.main([]) == 0
+    assert _last_json(capsys)["manifest_key"] == res["manifest_key"]
+
+
+@pytest.mark.parametrize(("argv", "event", "field"), [
+    ([], "{}", "JOB_OPERATION"),
+    (["restore"], "{}", "JOB_OPERATION"),
+    (["backup"], "{not json", "JOB_EVENT"),
+    (["backup"], "[1]", "JOB_EVENT"),
+    (["gdpr-export"], "{}", "JOB_EVENT.user_id"),
+    (["backup"], '{"tier": "production"}', "tier"),
+])
+def test_container_apps_job_bad_input_exits_2_naming_the_field(azure, env, monkeypatch, capsys, argv, event, field):
+    from lambdas import azure_job
+
+    for k, v in {**env, "JOB_EVENT": event}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("JOB_OPERATION", raising=False)
+    assert azure_job.main(argv) == 2
+    res = _last_json(capsys)
+    assert res["status"] == "invalid" and field in [p["field"] for p in res["details"]["problems"]]
+    assert azure.keys() == []
