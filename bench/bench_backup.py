@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_backup.py --size-mb 1024     # ~1 GB database
     .venv/bin/python bench/bench_backup.py --size-mb 100
+    .venv/bin/python bench/bench_backup.py --size-mb 1024 --store azure   # Azurite, Azure SDK upload
 
 Builds a throwaway PostgreSQL 15 cluster (drill.local.PgCluster) holding the platform's
 tables filled with poorly compressible rows (random bytea "images", base64 noise mixed
@@ -9,7 +10,8 @@ with words in posts and comments, structured columns), starts moto's S3 (drill.l
 and measures, each in its own process:
 
   pg_dump -Fc > /dev/null                 the tool alone (zlib, the default compression)
-  plan's two-step script                  pg_dump -Fc -f FILE, then upload FILE (boto3 managed upload)
+  plan's two-step script                  pg_dump -Fc -f FILE, then upload FILE (boto3 managed upload;
+                                          --store azure: Azurite and the Azure SDK's upload_blob)
   python -m lambdas backup                pg_dump -Fc -Z0 | zstd (threads) | SHA-256 | multipart upload
   pg_restore of the local FILE            plain restore (--single-transaction, no -j), of the
                                           plan's gzip file and of an uncompressed -Z0 file
@@ -37,6 +39,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from drill.azurite import AzuriteServer  # noqa: E402
 from drill.local import PG_BIN, MotoServer, PgCluster  # noqa: E402
 from drplan.handover import BackupPolicy  # noqa: E402
 from drplan.retention import RETENTION, Tier  # noqa: E402
@@ -131,6 +134,15 @@ s3.upload_file(sys.argv[1], sys.argv[2], sys.argv[3],
 """
 
 
+UPLOAD_AZURE = """
+import os, sys
+from azure.storage.blob import BlobServiceClient
+svc = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
+with open(sys.argv[1], "rb") as f:
+    svc.get_blob_client(sys.argv[2], sys.argv[3]).upload_blob(f, encryption_scope=sys.argv[4], max_concurrency=2)
+"""
+
+
 def one_round(rep, cluster, work, pg_env, aws_env, benv, key, args) -> dict:
     results: dict = {}
     # 1. the tool alone
@@ -143,7 +155,8 @@ def one_round(rep, cluster, work, pg_env, aws_env, benv, key, args) -> dict:
     # 2. the plan's two-step script: dump to a file, then upload it
     dump = work / "plan.dump"
     t_dump, _ = timed([str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump)], env=pg_env)
-    t_up, _ = timed([PY, "-c", UPLOAD, str(dump), BUCKET, f"plan/{rep}/backup.dump", key], env=aws_env)
+    upload = UPLOAD_AZURE if args.store == "azure" else UPLOAD
+    t_up, _ = timed([PY, "-c", upload, str(dump), BUCKET, f"plan/{rep}/backup.dump", key], env=aws_env)
     results.update(two_step_dump_s=round(t_dump, 1), two_step_upload_s=round(t_up, 1),
                    two_step_total_s=round(t_dump + t_up, 1), gzip_dump_mib=round(dump.stat().st_size / MiB, 1))
 
@@ -202,29 +215,39 @@ def main() -> None:
                     help="other zstd levels to time (backup only), comma-separated; '' for none")
     ap.add_argument("--repeat", type=int, default=2, help="rounds; each figure is the best round (shared machine)")
     ap.add_argument("--workdir", default=None, help="where the cluster and dump files go (default: a temp dir)")
+    ap.add_argument("--store", choices=("s3", "azure"), default="s3", help="moto's S3 or Azurite's Blob Storage")
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pouc-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"size_mb_requested": args.size_mb, "cores": os.cpu_count()}
+    results: dict = {"size_mb_requested": args.size_mb, "cores": os.cpu_count(), "store": args.store}
     cluster = PgCluster.create(settings={"shared_buffers": "'512MB'", "max_wal_size": "'8GB'",
                                          "synchronous_commit": "off", "wal_level": "minimal",
                                          "max_wal_senders": "0"})
-    moto = MotoServer()
+    moto = MotoServer() if args.store == "s3" else AzuriteServer()
     try:
         cluster.start()
         size = fill(cluster, args.size_mb)
         results["database_mib"] = round(size / MiB, 1)
         pg_env = {**os.environ, **cluster.env(), "PGDATABASE": DB}
         moto.start()
-        aws_env = {**pg_env, **moto.client_env(REGION)}
-        os.environ.update(moto.client_env(REGION))
-        session = boto3.session.Session()
-        s3 = session.client("s3")
-        kms = session.client("kms")
-        key = kms.create_key()["KeyMetadata"]["Arn"]
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION},
-                         ObjectLockEnabledForBucket=True)
+        if args.store == "azure":
+            from azure.storage.blob import BlobServiceClient
+
+            store_env = {"BACKUP_STORE": "azure", "AZURE_STORAGE_CONNECTION_STRING": moto.connection_string()}
+            BlobServiceClient.from_connection_string(moto.connection_string()).create_container(BUCKET)
+            key = "pouc-backups"  # an encryption scope name (Azurite: accepted, no effect)
+        else:
+            store_env = moto.client_env(REGION)
+        aws_env = {**pg_env, **store_env}
+        os.environ.update(store_env)
+        if args.store == "s3":
+            session = boto3.session.Session()
+            s3 = session.client("s3")
+            kms = session.client("kms")
+            key = kms.create_key()["KeyMetadata"]["Arn"]
+            s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION},
+                             ObjectLockEnabledForBucket=True)
 
         benv = {**aws_env, "BACKUP_DATABASE": DB, "BACKUP_BUCKET": BUCKET, "BACKUP_KMS_KEY_ID": key,
                 "BACKUP_POLICY": BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json(),
@@ -276,7 +299,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
-    name = f"backup-{args.size_mb}mb-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    name = f"backup-{args.store}-{args.size_mb}mb-{time.strftime('%Y%m%dT%H%M%S')}.json"
     (out_dir / name).write_text(json.dumps(results, indent=2))
 
 
