@@ -46,6 +46,10 @@ class S3Harness:
     def env(self) -> dict[str, str]:
         return {"BACKUP_KMS_KEY_ID": self.key_id}
 
+    @property
+    def key_arn(self) -> str:  # the name the S3-only tests use
+        return self.key_id
+
     def store(self, bucket: str = LOCKED_BUCKET, **kw):
         from lambdas.adapters.s3 import S3Store
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.model import RETENTION, GfsClass, Tier
+from drplan.handover import ENV_VAR as POLICY_ENV
+from drplan.handover import BackupPolicy
+from drplan.retention import RETENTION, GfsClass, Tier
 from lambdas.adapters.azure_blob import AzureBlobStore
 from lambdas.adapters.select import open_store
 from lambdas.core import gdpr
@@ -35,7 +37,8 @@ DATA = "postgres/postoucancer/data/"
 @pytest.fixture
 def env(pg, azure):  # this module is Azure-only: the conftest's env without the store parameter
     return {"BACKUP_DATABASE": "postoucancer", "BACKUP_BUCKET": LOCKED_BUCKET, "BACKUP_PART_SIZE_MB": "5",
-            "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(), **azure.env}
+            "BACKUP_COMPRESSION_THREADS": "2", "DB_DSN": pg.dsn(), **azure.env,
+            POLICY_ENV: BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json()}
 
 
 @pytest.fixture
@@ -126,7 +129,8 @@ def test_a_lock_the_service_does_not_report_fails_the_backup(pg, azure, env, tel
 def test_ledger_entry_on_an_immutable_container_is_locked_past_every_backup(azure):
     fake = ServiceFake(container_immutable=True, report_policies=True)
     req = load_request(gdpr.RecordErasureRequest, {"user_id": 7, "database": "postoucancer",
-                                                   "ledger_bucket": LOCKED_BUCKET, "kms_key_id": AZURE_SCOPE}, {})
+                                                   "ledger_bucket": LOCKED_BUCKET, "kms_key_id": AZURE_SCOPE},
+                       {POLICY_ENV: BackupPolicy(Tier.PROD, RETENTION[Tier.PROD]).to_json()})
     from lambdas.core.audit import Actor
 
     now = datetime.now(UTC)
