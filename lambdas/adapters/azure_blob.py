@@ -16,6 +16,12 @@ The same guarantees as the S3 adapter, in Blob Storage's terms:
   shortened or removed), and the policy is checked on the version after the write.
 - Conditional create: `If-None-Match: *` (`upload_blob(overwrite=False)`).
 - Tags become blob index tags (lifecycle management filters on them).
+- Versions (`list_versions`, which verify reads a manifest's first version by): with blob
+  versioning on the account every write is a version and a deleted blob keeps its versions with
+  none current, listed here as a delete marker after them. Without versioning a blob is listed
+  once with no version id: its current content, the first write only if nothing could have
+  replaced it - verify accepts that only while a locked immutability policy is in force on it,
+  and otherwise reports that tampering cannot be detected (lambdas/core/verify.py).
 
 Authentication: a connection string (local, Azurite), else `DefaultAzureCredential` on the
 account URL - in Azure the job's managed identity (AZURE_CLIENT_ID picks a user-assigned one).
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +50,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings, ImmutabilityPolicy
 
 from lambdas.core.errors import AlreadyExists, NotFound, StorageError
-from lambdas.core.storage import StoredObject, WriteOptions
+from lambdas.core.storage import ObjectVersion, StoredObject, WriteOptions
 
 ACCOUNT_ENCRYPTION = "account"  # kms_key_id for "the account's own key, no scope"
 _SERVICE_DEFAULT_SCOPE = "$account-encryption-key"  # how the service names the account's key
@@ -186,6 +192,13 @@ class AzureBlobStore:
         except AzureError as exc:
             raise _storage_error(exc, f"listing {prefix}") from None
 
+    def list_versions(self, prefix: str) -> list[ObjectVersion]:
+        try:
+            blobs = list(self.container.list_blobs(name_starts_with=prefix, include=["versions"]))
+        except AzureError as exc:
+            raise _storage_error(exc, f"listing versions under {prefix}") from None
+        return versions_oldest_first(blobs)
+
     # --- helpers -------------------------------------------------------------------
     def _container_properties(self):
         try:
@@ -258,6 +271,30 @@ class AzureBlobStore:
     def _locked_until(head: StoredObject, until: datetime) -> bool:
         return head.lock_mode == "COMPLIANCE" and head.retain_until is not None and \
             head.retain_until >= until.replace(microsecond=0)
+
+
+def versions_oldest_first(blobs: Iterable[Any]) -> list[ObjectVersion]:
+    """A List Blobs answer (include=versions) as the ObjectStore contract has it: per key,
+    oldest first, delete markers after the versions they hide.
+
+    Version ids are the UTC times the service created the versions (fixed-width ISO 8601), so
+    they sort in write order. A key whose versions are all non-current was deleted: Blob Storage
+    has no delete marker, so one is listed after its newest version (the deletion's own time is
+    not in the listing; that version's time is a lower bound). Entries without a version id (no
+    versioning) are the blob's current content and come first.
+    """
+    per_key: dict[str, list[Any]] = {}
+    for b in blobs:
+        per_key.setdefault(b.name, []).append(b)
+    out: list[ObjectVersion] = []
+    for name, entries in per_key.items():
+        entries.sort(key=lambda b: (b.version_id is not None, b.version_id or ""))
+        out.extend(ObjectVersion(name, b.version_id, b.last_modified) for b in entries)
+        versioned = [b for b in entries if b.version_id is not None]
+        if versioned and not any(b.is_current_version for b in versioned) and \
+                all(b.version_id is not None for b in entries):
+            out.append(ObjectVersion(name, None, max(b.last_modified for b in versioned), delete_marker=True))
+    return out
 
 
 class AzureBlockUpload:

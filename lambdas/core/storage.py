@@ -75,5 +75,9 @@ class ObjectStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
 
     def list_versions(self, prefix: str) -> list[ObjectVersion]:
-        """Every version and delete marker under `prefix`: per key, oldest first."""
+        """Every version and delete marker under `prefix`: per key, oldest first.
+
+        A store without versioning lists each key once with version_id None (S3: "null"): its
+        current content, which is the key's first write only if nothing could have replaced it
+        (verify's TAMPER_EVIDENCE, lambdas/core/verify.py)."""
         ...

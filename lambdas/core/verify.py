@@ -47,6 +47,7 @@ class VerifyResult:
     row_counts: dict[str, int]
     probes: dict[str, Any] = field(default_factory=dict)
     record_key: str | None = None
+    tamper_evidence: str = "versions"  # what proves the manifest read is the backup's own (TAMPER_EVIDENCE)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -58,21 +59,44 @@ _MANIFEST_KEY = re.compile(
     r"^(?P<base>(?:.+/)?(?P<database>[^/]+))/" + layout.MANIFEST_DIR + r"/(?P<slot>[^/]+)\.json$")
 
 
+# What makes the manifest verify reads the backup's own, weakest last. A store without
+# versioning (Azurite; an Azure account or S3 bucket with versioning off) lists a key once, with
+# no version id: that entry is only its current content, the first write only if nothing could
+# have replaced it since - which a locked policy still in force guarantees, and nothing else.
+VERSIONS = "versions"  # every write is a version: anything written over the first is listed after it
+IMMUTABLE = "immutable"  # no versions, but a locked (COMPLIANCE) policy in force: it cannot have been replaced
+NO_EVIDENCE = "none"  # no versions, no lock in force: a replacement or a deletion cannot be detected
+TAMPER_EVIDENCE = (VERSIONS, IMMUTABLE, NO_EVIDENCE)
+
+
 @dataclass(frozen=True)
 class ManifestHistory:
     """A manifest key's versions: the first is the backup's own (created with If-None-Match and
-    locked like the data); anything written after it is someone else's."""
+    locked like the data); anything written after it is someone else's. `evidence` says how
+    much of that the store can show (TAMPER_EVIDENCE)."""
 
     key: str
     first: ObjectVersion | None
     later: tuple[ObjectVersion, ...] = ()
+    evidence: str = VERSIONS
 
 
-def manifest_history(store: ObjectStore, key: str) -> ManifestHistory:
+def _unversioned(v: ObjectVersion) -> bool:
+    # S3 names the version of a write made while versioning was off "null": it is overwritten in place.
+    return v.version_id in (None, "null")
+
+
+def manifest_history(store: ObjectStore, key: str, now: datetime | None = None) -> ManifestHistory:
     versions = [v for v in store.list_versions(key) if v.key == key]
     first = next((v for v in versions if not v.delete_marker), None)
     later = tuple(v for v in versions if v is not first)  # the tool writes exactly one version, ever
-    return ManifestHistory(key, first, later)
+    evidence = VERSIONS
+    if first is not None and _unversioned(first) and not later:
+        head = store.head(key)
+        locked = head.lock_mode == "COMPLIANCE" and head.retain_until is not None and \
+            head.retain_until > (now or datetime.now(UTC))
+        evidence = IMMUTABLE if locked else NO_EVIDENCE
+    return ManifestHistory(key, first, later, evidence)
 
 
 def newest_manifest(store: ObjectStore, prefix: str, database: str) -> str:
@@ -169,8 +193,13 @@ def run_verify(
         resource.update(object_key=manifest.object_key, version_id=manifest.version_id,
                         slot=layout.slot_id(manifest.slot))
         _check_history(manifest, history)
+        if history.evidence == NO_EVIDENCE:
+            log.warning("manifest tampering cannot be detected: the store keeps no versions of it and no lock"
+                        " in force protects it (the verified manifest is its current content)",
+                        extra={**resource, "tamper_evidence": history.evidence})
         log.info("verify starting", extra=resource)
         result = _verify(req, store, db, mkey, manifest, history.first.stored_at, run_id, log)
+        result.tamper_evidence = history.evidence
     except Exception as exc:
         failure = as_failure(exc)
         cause, details = failure.cause, failure.details
@@ -194,7 +223,7 @@ def run_verify(
     })
     tel.audit(AuditEvent("backup.verify", "success", actor, resource,
                          details={"restore_seconds": round(result.restore_seconds, 3),
-                                  "tables": len(result.row_counts)}))
+                                  "tables": len(result.row_counts), "tamper_evidence": result.tamper_evidence}))
     log.info("verify passed", extra={**resource, "restore_seconds": round(result.restore_seconds, 3)})
     return result
 

@@ -160,7 +160,21 @@ def azure(azurite_server):
     return harness
 
 
-@pytest.fixture(params=["s3", "azure"])
+STORES = ("s3", "azure")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses `store` (directly or through `env` / `tel`) runs on both stores,
+    except those marked `s3_only` (about PostgreSQL or AWS alone) and those that name theirs."""
+    if "store" not in metafunc.fixturenames:
+        return
+    if any(m.args and "store" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    kinds = ["s3"] if metafunc.definition.get_closest_marker("s3_only") else list(STORES)
+    metafunc.parametrize("store", kinds, indirect=True)
+
+
+@pytest.fixture
 def store(request):
     """The data-plane suite's object store: moto's S3, then Azurite's Blob Storage."""
     return request.getfixturevalue("aws" if request.param == "s3" else "azure")

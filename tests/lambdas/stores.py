@@ -55,6 +55,17 @@ class S3Harness:
 
         return S3Store(bucket, s3=kw.get("s3", self.s3), kms=self.kms)
 
+    def create(self, *buckets: str) -> None:
+        """Plain versioned buckets (no Object Lock)."""
+        region = self.s3.meta.region_name
+        for b in buckets:
+            self.s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": region})
+            self.s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+
+    def delete(self, bucket: str, key: str) -> None:
+        """What a writer without version rights can do: add a delete marker."""
+        self.s3.delete_object(Bucket=bucket, Key=key)
+
     def keys(self, bucket: str = LOCKED_BUCKET, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [o["Key"] for p in pages for o in p.get("Contents", [])]
@@ -226,6 +237,10 @@ class AzureHarness:
                 continue
             readable.append(b.name)
         return readable
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Azurite has no versioning (nor soft delete): the blob is gone."""
+        self._blob(bucket, key).delete_blob()
 
     def staged_only(self, bucket: str = LOCKED_BUCKET) -> list[str]:
         cc = self.service().get_container_client(bucket)

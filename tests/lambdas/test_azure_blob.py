@@ -31,6 +31,11 @@ from lambdas.core.storage import WriteOptions
 from .stores import AZURE_SCOPE, LOCKED_BUCKET, ServiceFake
 
 MANIFESTS = "postgres/postoucancer/manifests/"
+
+
+def _days_ago(days: int) -> str:
+    """A logical run time `days` ago (the backup refuses future ones and ones past their retention)."""
+    return f"{(datetime.now(UTC) - timedelta(days=days)).date().isoformat()}T02:00:00Z"
 DATA = "postgres/postoucancer/data/"
 
 
@@ -114,6 +119,55 @@ def test_immutable_container_locks_data_and_manifest(pg, azure, env, tel, actor)
     assert {w.get("x-ms-encryption-scope") for w in fake.writes} == {AZURE_SCOPE}
 
 
+def test_an_immutable_manifest_is_its_own_first_version_while_the_lock_holds(pg, azure, env, tel, actor):
+    """No versioning (Azurite): the manifest listed is its current content. Verify takes it for
+    the first write only while a locked policy in force forbids replacing it; after the lock or
+    without one it passes but says tampering could not be detected."""
+    from lambdas.core.config import VerifyRequest
+    from lambdas.core.verify import manifest_history, run_verify
+
+    fake = ServiceFake(container_immutable=True, report_policies=True)
+    locked = azure.store(fake=fake)
+    r = run_backup(load_request(BackupRequest, {}, env), locked, DbConn.resolve(dsn=pg.dsn()), actor=actor,
+                   telemetry=tel)
+    (listed,) = locked.list_versions(r.manifest_key)
+    assert (listed.key, listed.version_id, listed.delete_marker) == (r.manifest_key, None, False)
+    v = run_verify(load_request(VerifyRequest, {"record": False}, env), locked, DbConn.resolve(dsn=pg.dsn()),
+                   actor=actor, telemetry=tel)
+    assert (v.status, v.manifest_key, v.tamper_evidence) == ("passed", r.manifest_key, "immutable")
+    assert azure.audit[-1]["details"]["tamper_evidence"] == "immutable"
+    # the day after the lock ends anyone may have replaced it
+    after = datetime.fromisoformat(r.manifest["retain_until"]) + timedelta(days=1)
+    assert manifest_history(locked, r.manifest_key, now=after).evidence == "none"
+    # a store that reports no lock on it (what Azurite alone answers) proves nothing either
+    assert manifest_history(azure.store(), r.manifest_key).evidence == "none"
+
+
+def test_a_versioned_accounts_listing_is_read_oldest_first_with_deletions_as_markers():
+    """Blob versioning (Azurite has none): the List Blobs answer with include=versions, as the
+    SDK deserializes it, becomes the ObjectStore history verify judges a manifest by."""
+    from azure.storage.blob import BlobProperties
+
+    from lambdas.adapters.azure_blob import versions_oldest_first
+    from lambdas.core.verify import ManifestHistory
+
+    def blob(name, vid, current, minute):
+        return BlobProperties(**{"name": name, "x-ms-version-id": vid, "x-ms-is-current-version": current,
+                                 "Last-Modified": datetime(2026, 12, 1, 2, minute, tzinfo=UTC)})
+
+    m, d = "db/manifests/2026-12-01T0200Z.json", "db/manifests/2026-11-30T0200Z.json"
+    listing = [blob(m, "2026-12-01T02:30:00.0000000Z", True, 30), blob(m, "2026-12-01T02:10:00.0000000Z", None, 10),
+               blob(d, "2026-11-30T02:10:00.0000000Z", None, 10)]  # d: deleted, no current version
+    out = versions_oldest_first(listing)
+    assert [(v.key, v.version_id, v.delete_marker) for v in out] == [
+        (m, "2026-12-01T02:10:00.0000000Z", False), (m, "2026-12-01T02:30:00.0000000Z", False),
+        (d, "2026-11-30T02:10:00.0000000Z", False), (d, None, True)]
+    # what verify makes of it: the first version is read, the later one and the deletion are tampering
+    first = next(v for v in out if v.key == m)
+    history = ManifestHistory(m, first, tuple(v for v in out if v.key == m and v is not first))
+    assert history.first.version_id == "2026-12-01T02:10:00.0000000Z" and len(history.later) == 1
+
+
 def test_a_lock_the_service_does_not_report_fails_the_backup(pg, azure, env, tel, actor):
     """Azurite drops the policy (and answers 'not implemented' to Set Immutability Policy): the
     adapter must not call that backup locked, and nothing is marked good."""
@@ -187,7 +241,7 @@ def test_service_backup_uses_the_configured_store(pg, azure, env):
     from lambdas import service
     from lambdas.core.audit import Actor
 
-    out = service.backup({"at": "2026-02-02T02:00:00Z"}, env, actor=Actor("tests", "cli"))
+    out = service.backup({"at": _days_ago(2)}, env, actor=Actor("tests", "cli"))
     assert out["status"] == "created"
     assert azure.keys(prefix=MANIFESTS) == [out["manifest_key"]]
     assert azure.keys(prefix=DATA) == [out["object_key"]]
@@ -204,7 +258,7 @@ def test_container_apps_job_backs_up_and_verifies(pg, azure, env, monkeypatch, c
     from lambdas import azure_job
 
     for k, v in {**env, "CONTAINER_APP_JOB_NAME": "pouc-backup", "CONTAINER_APP_JOB_EXECUTION_NAME": "pouc-backup-x1",
-                 "JOB_EVENT": '{"at": "2026-03-03T02:00:00Z"}'}.items():
+                 "JOB_EVENT": json.dumps({"at": _days_ago(3)})}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AUDIT_ACTOR", raising=False)
     monkeypatch.delenv("BACKUP_STORE")  # the job's default is azure

@@ -18,7 +18,8 @@ from lambdas.core.config import BackupRequest, load_request
 from lambdas.core.errors import DataPlaneError
 from lambdas.core.pg import SNAPSHOT_APPLICATION_NAME, DbConn
 
-pytestmark = pytest.mark.postgres
+# About PostgreSQL (the snapshot session, what the dump holds, who owns a row): the S3 store is enough.
+pytestmark = [pytest.mark.postgres, pytest.mark.s3_only]
 
 DATA_PREFIX = "postgres/postoucancer/data/"
 MANIFESTS = "postgres/postoucancer/manifests/"

@@ -202,6 +202,7 @@ def test_checksum_mismatch_fails_even_when_restore_succeeded(pg, store, env, tel
     assert scratch_dbs() == []
 
 
+@pytest.mark.s3_only  # counts compared in PostgreSQL (the in-place manifest edit is in the checksum test)
 def test_row_count_mismatch_names_the_table(pg, store, env, tel, actor, scratch_dbs):
     r = _backup(pg, store, env, tel, actor)
     counts = dict(r.manifest["row_counts"])
@@ -234,6 +235,7 @@ def test_object_encrypted_with_another_key(pg, store, env, tel, actor):
     assert e.value.details == {"expected": store.other_key_id, "actual": store.key_id}
 
 
+@pytest.mark.s3_only  # probes run in PostgreSQL: the store plays no part
 def test_probe_failure_is_reported(pg, store, env, tel, actor, scratch_dbs):
     _backup(pg, store, env, tel, actor)
     with pytest.raises(VerifyFailed) as e:

@@ -25,7 +25,8 @@ from lambdas.core.verify import load_manifest, restored
 
 from .conftest import LOCKED_BUCKET, REGION
 
-pytestmark = pytest.mark.postgres
+# About PostgreSQL (the snapshot session, what the dump holds, who owns a row): the S3 store is enough.
+pytestmark = [pytest.mark.postgres, pytest.mark.s3_only]
 
 LEDGER = "pouc-ownership-ledger"
 

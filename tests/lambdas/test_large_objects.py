@@ -14,7 +14,8 @@ from lambdas.core.errors import VerifyFailed
 from lambdas.core.pg import LARGE_OBJECTS_KEY, DbConn
 from lambdas.core.verify import run_verify
 
-pytestmark = pytest.mark.postgres
+# About PostgreSQL (the snapshot session, what the dump holds, who owns a row): the S3 store is enough.
+pytestmark = [pytest.mark.postgres, pytest.mark.s3_only]
 
 
 @pytest.fixture

@@ -89,6 +89,8 @@ def test_backup_then_verify_round_trip(pg, store, env, tel, actor, scratch_dbs):
     vreq = load_request(VerifyRequest, {"probes": probes}, env)
     v = run_verify(vreq, store.store(), DbConn.resolve(dsn=pg.dsn()), actor=actor, telemetry=tel)
     assert v.status == "passed"
+    # what proved the manifest the backup's own: its versions (S3); nothing on Azurite (lambdas/README.md)
+    assert v.tamper_evidence == ("versions" if store.versioned else "none")
     assert v.manifest_key == result.manifest_key
     assert v.row_counts == expected_counts
     assert v.probes["posts"] == expected_counts["public.posts"]
@@ -226,6 +228,7 @@ def test_lambda_secret_path_and_no_password_in_output(pg, aws, store, env, capsy
     assert [a["audit_event"]["actor"]["principal"] for a in audit] == [Ctx.invoked_function_arn] * 2
 
 
+@pytest.mark.s3_only  # the CLI on Azure: test_azure_blob.py's Container Apps Job test
 def test_cli_backup_and_verify(pg, store, env, monkeypatch, capsys):
     from lambdas.cli import main
 
