@@ -35,6 +35,16 @@ def _at(days: int) -> str:
     return f"{(datetime.now(UTC) - timedelta(days=days)).date().isoformat()}T02:00:00Z"
 
 
+def _a_daily_at_least(days: int) -> int:
+    """`days` or the next older day that is a daily (not a Sunday, nor a 1st: their weeklies and
+    monthlies are kept longer), so that the test does not depend on today's date."""
+    from drplan.retention import RETENTION, GfsClass, Tier, gfs_class
+
+    while gfs_class((datetime.now(UTC) - timedelta(days=days)).date(), RETENTION[Tier.PROD]) != GfsClass.DAILY:
+        days += 1
+    return days
+
+
 def _backup(pg, store, env, tel, actor, **event):
     return run_backup(load_request(BackupRequest, event, env), store.store(), DbConn.resolve(dsn=pg.dsn()),
                       actor=actor, telemetry=tel)
@@ -122,13 +132,14 @@ def test_future_dated_backups_are_refused_and_cannot_shadow(pg, store, env, tel,
         _backup(pg, store, env, tel, actor, at="2099-01-01T02:00:00Z")
     assert e.value.problems[0]["field"] == "at" and "future" in e.value.problems[0]["problem"]
     with pytest.raises(InvalidRequest) as e:  # older than its generation's retention (a daily: 30 d)
-        _backup(pg, store, env, tel, actor, at=_at(45))
+        _backup(pg, store, env, tel, actor, at=_at(_a_daily_at_least(45)))
     assert e.value.problems[0]["field"] == "at" and "retention" in e.value.problems[0]["problem"]
     assert store.keys() == [] and store.open_uploads() == []
 
     # A future-dated manifest written by an older tool (or by hand): the newest backup is the one
     # that really finished last, and the future one fails verify on its own.
-    old = _backup(pg, store, env, tel, actor, at=_at(1))
+    # two days back: before 02:00 UTC "now" is still yesterday's slot, which must stay free for `real`
+    old = _backup(pg, store, env, tel, actor, at=_at(2))
     future = {**old.manifest, "slot": "2099-01-01T02:00:00Z", "finished_at": "2099-01-01T02:10:00Z",
               "object_key": f"postgres/postoucancer/data/2099-01-01T0200Z/{old.manifest['run_id']}.pgdump.zst"}
     fkey = old.manifest_key.rsplit("/", 1)[0] + "/2099-01-01T0200Z.json"
