@@ -363,11 +363,10 @@ def _decode(value: str) -> Any:
 
 def raw_config() -> dict[str, Any]:
     """This project's config values (secrets excluded), decoded."""
-    from pulumi.runtime.config import CONFIG, get_config_env
+    from infra import sdk
 
-    # The CLI hands config over either as the PULUMI_CONFIG bag or through set_all_config
-    # (depending on the language host); pulumi.Config reads both, and so does this.
-    merged = {**get_config_env(), **CONFIG.get()}
+    # Every key that is set, not only the known ones: a misspelt key must be reported.
+    merged = sdk.config_values()
     prefix = f"{PROJECT}:"
     return {
         k[len(prefix) :]: _decode(v)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
+import functools
 import hashlib
 import json
 import runpy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAM = ROOT / "infra" / "__main__.py"
+PROGRAM = ROOT / "infra" / "__main__.py"  # what the CLI runs (Pulumi.yaml: main: infra/)
 ACCOUNT = "123456789012"
 
 
@@ -93,6 +95,15 @@ def load_stack_config(stack: str) -> dict[str, Any]:
             f"no stack file {path.name}: known stacks are "
             f"{', '.join(sorted(p.stem.split('.', 1)[1] for p in ROOT.glob('Pulumi.*.yaml')))}"
         )
+    stat = path.stat()
+    # A copy: callers edit what they get (overrides), the parsed file stays as read.
+    return copy.deepcopy(_parse_stack_file(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_stack_file(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    # Parsed once per process and file version: the plan and the tests read each stack
+    # file many times. (mtime, size) in the key: an edited file is read again.
     data = yaml.safe_load(path.read_text()) or {}
     return dict(data.get("config") or {})
 
@@ -116,15 +127,28 @@ def _fake_id(*parts: str) -> str:
 class _Mocks:
     """Answers registrations with inputs plus plausible computed attributes (ARNs, ids)."""
 
-    def __init__(self, stack: str, default_region: str | None, peer_outputs: dict[str, Any] | None):
+    def __init__(
+        self,
+        stack: str,
+        default_region: str | None,
+        peer_outputs: dict[str, Any] | None,
+        peer_secrets: Collection[str] = (),
+    ):
         self.stack = stack
         self.default_region = default_region or "eu-west-3"
         self.peer_outputs = peer_outputs
+        self.peer_secrets = sorted(peer_secrets)
 
     def new_resource(self, args):  # pulumi.runtime.MockResourceArgs
         if args.typ == "pulumi:pulumi:StackReference":
-            outputs = self.peer_outputs or {}
-            return f"{args.name}-id", {"name": args.inputs.get("name"), "outputs": outputs, "secretOutputNames": []}
+            from pulumi.runtime import rpc
+
+            # As the engine reads a stack: secret outputs arrive wrapped and are listed.
+            outputs = {
+                k: rpc.wrap_rpc_secret(v) if k in self.peer_secrets else v for k, v in (self.peer_outputs or {}).items()
+            }
+            state = {"name": args.inputs.get("name"), "outputs": outputs, "secretOutputNames": self.peer_secrets}
+            return f"{args.name}-id", state
         state = dict(args.inputs)
         region = state.get("region") or self.default_region
         state.setdefault("region", region) if args.typ.startswith("aws:") else None
@@ -304,9 +328,9 @@ def _plain(value: Any) -> Any:
     """Strip the runtime's secret wrappers so that records are plain data."""
     from pulumi.runtime import rpc
 
+    if rpc.is_rpc_secret(value):
+        return _plain(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -340,12 +364,14 @@ def run_program(
     stack: str,
     config: dict[str, Any],
     peer_outputs: dict[str, Any] | None = None,
+    peer_secrets: Collection[str] = (),
 ) -> StackRun:
     """Run `program` (a callable, or the path of a Pulumi program) as `stack` under mocks.
 
     config: the config map as in Pulumi.<stack>.yaml (secure values become placeholders);
-    peer_outputs: what a StackReference answers (None: the peer has no outputs yet). The
-    one mock-runtime runner: run_stack and the policy tests' synthetic stacks use it.
+    peer_outputs: what a StackReference answers (None: the peer has no outputs yet), of
+    which `peer_secrets` are secret outputs. The one mock-runtime runner: run_stack and
+    the policy tests' synthetic stacks use it.
     """
     secret_keys = [k for k, v in config.items() if _is_secure(v)]
     encoded = {k: ("[secret]" if _is_secure(v) else _encode(v)) for k, v in config.items()}
@@ -354,20 +380,24 @@ def run_program(
 
     def _run() -> dict[str, Any]:
         import pulumi
-        from pulumi.runtime import settings
+        from pulumi.runtime import set_all_config
         from pulumi.runtime import stack as rt_stack
-        from pulumi.runtime.config import set_all_config
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs)
+            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs, peer_secrets)
             monitor = _make_monitor(mocks, records)
             set_all_config(encoded, secret_keys)
             pulumi.runtime.set_mocks(
-                mocks, project="postoucancer-dr", stack=stack, preview=False, monitor=monitor, logger=logs
-            )  # type: ignore[arg-type]
-            settings.SETTINGS.organization = "organization"
+                mocks,
+                project="postoucancer-dr",
+                stack=stack,
+                preview=False,
+                monitor=monitor,
+                logger=logs,  # type: ignore[arg-type]
+                organization="organization",
+            )
             with warnings.catch_warnings():
                 # The SDKs' own modules warn about their own deprecations; ours must not.
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi(_aws|_kubernetes)?\b.*")
@@ -414,7 +444,15 @@ def run_stack(
     cfg.update(overrides or {})
     for key in remove:
         cfg.pop(key, None)
-    return run_program(PROGRAM, stack, cfg, peer_outputs)
+    return run_program(_stack_program, stack, cfg, peer_outputs)
+
+
+def _stack_program() -> None:
+    # What infra/__main__.py runs, called directly: no re-reading and re-compiling the
+    # entry file per run (runpy), and a shallower stack for the SDK to capture per resource.
+    from infra.program import main
+
+    main()
 
 
 async def _resolve(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -41,9 +41,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from infra import sdk
 from infra.mockrun import PAIRS, Recorded, StackRun, run_pair
 
 PROJECT = "postoucancer-dr"
@@ -161,6 +161,8 @@ def evaluate(
     if policies is None:
         from policy.rules import POLICIES as policies
     config = config or {}
+    # What a rule's `args.not_applicable()` raises: skipped, as the engine does.
+    skipped = (UnknownValueError, sdk.not_applicable_error())
     violations: list[Violation] = []
     resources = None
     for policy in policies:
@@ -185,12 +187,12 @@ def evaluate(
 
                     try:
                         _settle(policy.validate(args, report_r))
-                    except (UnknownValueError, _NotApplicableError):
+                    except skipped:
                         continue
             elif isinstance(policy, StackValidationPolicy):
                 resources = resources or stack_resources(run)
                 _settle(policy.validate(StackValidationArgs(resources, config.get(policy.name)), report))
-        except (UnknownValueError, _NotApplicableError):
+        except skipped:
             continue
     return violations
 
