@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.runtime.sync_await import _sync_await
 
+from infra import sdk
 from infra.config import StackConfig
 
 
@@ -14,18 +14,27 @@ class Peer:
     """Reads the peer site's outputs through a StackReference.
 
     Whether an output exists must be known while the program is being built (to decide
-    if, say, replication can be configured yet), so the lookup is awaited synchronously,
-    the way the SDK's own synchronous invokes do. Values stay Outputs (secrets stay secret).
+    if, say, replication can be configured yet), so the peer's outputs are awaited
+    synchronously, once per program run, the first time they are asked about; later
+    questions are answered from that snapshot. The values handed out stay Outputs of the
+    StackReference (`get_output`), so secrets stay secret and dependents depend on it.
     """
 
     def __init__(self, cfg: StackConfig):
         self.name = cfg.peer_stack
         self._ref = pulumi.StackReference(f"peer-{cfg.peer_stack.rsplit('/', 1)[-1]}", stack_name=cfg.peer_stack)
         self.missing: list[str] = []
+        self._present: frozenset[str] | None = None
+
+    def _keys(self) -> frozenset[str]:
+        if self._present is None:
+            # Unknown during a preview of a peer that is itself being created: nothing yet.
+            outputs = sdk.sync_await(self._ref.outputs.future()) or {}
+            self._present = frozenset(k for k, v in outputs.items() if v is not None)
+        return self._present
 
     def has(self, key: str) -> bool:
-        details = _sync_await(self._ref.get_output_details(key))
-        return details.value is not None or details.secret_value is not None
+        return key in self._keys()
 
     def get(self, key: str) -> pulumi.Output[Any] | None:
         """The peer's output `key`, or None (remembered in `missing`) if it has none yet."""
