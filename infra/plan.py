@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -100,16 +101,51 @@ def grouped(run: StackRun) -> dict[str, list[Recorded]]:
 
 
 def cross_stack_edges(pair: PairRun) -> list[tuple[str, str, str]]:
-    """(from resource, to resource, via) wherever one site's input names the other's ARN."""
+    """(from resource, to resource, via) wherever one site's input names the other's ARN.
+
+    Deterministic whatever the registration order: an ARN belongs to the resource that
+    does not merely take it as an input (an EventTarget's `arn` is its topic's), and where
+    ARNs overlap in a value (a bucket `dr-files` and a bucket `dr-files-logs`) only the
+    longest, most specific one counts. A value naming several resources (a policy) links
+    to each of them.
+    """
     edges = []
     for src, dst in ((pair.primary, pair.dr), (pair.dr, pair.primary)):
-        arns = {r.outputs.get("arn"): r for r in dst.resources if isinstance(r.outputs.get("arn"), str)}
+        owners = _arn_owners(dst)
         for r in src.resources:
             for key, value in _strings(r.inputs):
-                target = next((t for a, t in arns.items() if a and a in value), None)
-                if target is not None:
-                    edges.append((f"{src.stack}:{r.name}", f"{dst.stack}:{target.name}", key))
+                for arn in _arns_in(value, owners):
+                    edges.append((f"{src.stack}:{r.name}", f"{dst.stack}:{owners[arn].name}", key))
     return sorted(set(edges))
+
+
+def _arn_owners(run: StackRun) -> dict[str, Recorded]:
+    owners: dict[str, Recorded] = {}
+    for r in run.resources:
+        arn = r.outputs.get("arn")
+        if not isinstance(arn, str) or not arn:
+            continue
+        rank = ("arn" in r.inputs, r.name)  # its own ARN first, then by name
+        if arn not in owners or rank < ("arn" in owners[arn].inputs, owners[arn].name):
+            owners[arn] = r
+    return owners
+
+
+_ARN_CONTINUES = re.compile(r"[A-Za-z0-9_.\-]")
+
+
+def _arns_in(value: str, arns: dict[str, Recorded]) -> list[str]:
+    """The ARNs of `arns` that `value` names, the longest where several start at one place."""
+    spans: list[tuple[int, int, str]] = []
+    for arn in arns:
+        start = value.find(arn)
+        while start != -1:
+            end = start + len(arn)
+            if end == len(value) or not _ARN_CONTINUES.match(value[end]):  # not a prefix of a longer name
+                spans.append((start, end, arn))
+            start = value.find(arn, start + 1)
+    kept = [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and o != s for o in spans)]
+    return sorted({arn for _, _, arn in kept})
 
 
 def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:

@@ -6,8 +6,8 @@ import sys
 
 from drplan.objectives import Scenario
 from drplan.thresholds import REPLICATION_TIME_CONTROL
-from infra.mockrun import ROOT
-from infra.plan import main, render_text
+from infra.mockrun import ROOT, PairRun, Recorded, StackRun
+from infra.plan import cross_stack_edges, main, render_text
 
 RTC_MINUTES = int(REPLICATION_TIME_CONTROL.total_seconds() // 60)
 
@@ -62,3 +62,41 @@ print("AZURE", "pulumi_azure_native" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "OURS []" in out.stdout, out.stdout
     assert "AZURE False" in out.stdout
+
+
+def _run(stack, resources):
+    return StackRun(stack=stack, config={}, resources=resources, outputs={}, logs=[])
+
+
+def _res(name, own_arn=None, type_="aws:s3/bucket:Bucket", **inputs):
+    outputs = {"arn": own_arn} if own_arn else {}
+    return Recorded(type=type_, name=name, urn=f"urn:{name}", inputs=inputs, outputs=outputs)
+
+
+def test_cross_stack_edges_name_the_most_specific_owner_whatever_the_order():
+    bucket, logs = "arn:aws:s3:::dr-files", "arn:aws:s3:::dr-files-logs"
+    key, topic = "arn:aws:kms:eu-central-1:1:key/k", "arn:aws:sns:eu-central-1:1:alerts"
+    dr = [
+        _res("dr-files", bucket),
+        _res("dr-files-logs", logs),
+        _res("dr-files-key", key, "aws:kms/key:Key"),
+        _res("dr-alerts", topic, "aws:sns/topic:Topic"),
+        # Takes the topic's ARN as an input (the mock echoes it as `arn`): not its owner.
+        _res("dr-alerts-target", topic, "aws:cloudwatch/eventTarget:EventTarget", arn=topic),
+    ]
+    prod = [
+        _res("to-logs", destination=f"{logs}/*"),
+        _res("to-files", destination=bucket),
+        _res("role", policy=json.dumps({"Resource": [f"{bucket}/*", key]})),
+        _res("alarm", alarmActions=[topic]),
+    ]
+    expected = [
+        ("prod:alarm", "dr:dr-alerts", "alarmActions[0]"),
+        ("prod:role", "dr:dr-files", "policy"),
+        ("prod:role", "dr:dr-files-key", "policy"),
+        ("prod:to-files", "dr:dr-files", "destination"),
+        ("prod:to-logs", "dr:dr-files-logs", "destination"),
+    ]
+    for order in (dr, dr[::-1]):
+        pair = PairRun(primary=_run("prod", prod), dr=_run("dr", list(order)), bootstrap=[])
+        assert cross_stack_edges(pair) == expected
