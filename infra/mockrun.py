@@ -45,6 +45,8 @@ class Recorded:
     provider: str = ""
     custom: bool = True
     id: str = ""  # the (mock) provider id, as other resources reference it
+    # Input paths ("password", "spec.env[0].value") registered as Pulumi secrets.
+    secret_inputs: list[str] = field(default_factory=list)
 
     @property
     def region(self) -> str | None:
@@ -62,6 +64,7 @@ class StackRun:
     resources: list[Recorded]
     outputs: dict[str, Any]
     logs: list[tuple[str, str]]
+    secret_outputs: list[str] = field(default_factory=list)  # stack outputs exported as secrets
 
     def of_type(self, type_: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_]
@@ -286,12 +289,14 @@ def _make_monitor(mocks: _Mocks, records: list[Recorded]):
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 reg = self.resources.get(response.urn)
+                inputs = rpc.deserialize_properties(request.object)
                 records.append(
                     Recorded(
                         type=request.type,
                         name=request.name,
                         urn=response.urn,
-                        inputs=_plain(rpc.deserialize_properties(request.object)),
+                        inputs=_plain(inputs),
+                        secret_inputs=_secret_paths(inputs),
                         outputs=_plain(reg.state) if reg else {},
                         parent=request.parent,
                         protect=bool(request.protect),
@@ -322,6 +327,19 @@ def _make_monitor(mocks: _Mocks, records: list[Recorded]):
             return response
 
     return RecordingMonitor(mocks)
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    """Where the runtime's secret wrappers are, as paths like "spec.env[0].value"."""
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
 
 
 def _plain(value: Any) -> Any:
@@ -378,6 +396,8 @@ def run_program(
     records: list[Recorded] = []
     logs = _LogCapture()
 
+    secret_outputs: list[str] = []
+
     def _run() -> dict[str, Any]:
         import pulumi
         from pulumi.runtime import set_all_config
@@ -407,7 +427,7 @@ def run_program(
                     program()
                 loop.run_until_complete(rt_stack.wait_for_rpcs())
                 root = pulumi.runtime.settings.get_root_resource()
-                outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {}) or {}))
+                outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {}) or {}, secret_outputs))
             return outputs
         except BaseException:
             # A program that failed leaves registrations in flight (the root stack's, at
@@ -424,7 +444,14 @@ def run_program(
     except Exception as e:
         e.recorded = records  # type: ignore[attr-defined]  # what got registered before the failure
         raise
-    return StackRun(stack=stack, config=encoded, resources=records, outputs=outputs, logs=logs.entries)
+    return StackRun(
+        stack=stack,
+        config=encoded,
+        resources=records,
+        outputs=outputs,
+        logs=logs.entries,
+        secret_outputs=secret_outputs,
+    )
 
 
 def run_stack(
@@ -455,12 +482,16 @@ def _stack_program() -> None:
     main()
 
 
-async def _resolve(outputs: dict[str, Any]) -> dict[str, Any]:
+async def _resolve(outputs: dict[str, Any], secret: list[str]) -> dict[str, Any]:
+    """The stack outputs as plain data; the keys of secret ones go to `secret`."""
     import pulumi
 
     resolved = {}
     for key, value in outputs.items():
-        resolved[key] = _plain(await pulumi.Output.from_input(value).future())
+        output = pulumi.Output.from_input(value)
+        resolved[key] = _plain(await output.future())
+        if await output.is_secret():
+            secret.append(key)
     return resolved
 
 
