@@ -26,13 +26,17 @@ def is_replica(props) -> bool:
     return bool(get(props, "replicateSourceDb") or get(props, "replicationSourceIdentifier"))
 
 
+def _customer_key(value) -> bool:
+    key = str(value or "")
+    return bool(key) and "alias/aws/" not in key
+
+
 def _encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in DATABASES:
         return
     if not truthy(get(args.props, "storageEncrypted")):
         report("storageEncrypted is not true")
-    key = str(get(args.props, "kmsKeyId") or "")
-    if not key or "alias/aws/" in key:
+    if not _customer_key(get(args.props, "kmsKeyId")):
         report("kmsKeyId is not a customer-managed KMS key (the aws/rds managed key cannot be shared or shredded)")
 
 
@@ -78,6 +82,104 @@ rds_not_public = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_not_public,
 )
+
+
+def _insights_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RDS_INSTANCE or not truthy(get(args.props, "performanceInsightsEnabled")):
+        return
+    if not _customer_key(get(args.props, "performanceInsightsKmsKeyId")):
+        report("performanceInsightsKmsKeyId is not a customer-managed KMS key")
+
+
+rds_performance_insights_encrypted = ResourceValidationPolicy(
+    name="rds-performance-insights-encrypted",
+    description=(
+        "An RDS instance with Performance Insights keeps it under a customer-managed kmsKeyId. Mandatory: "
+        "Performance Insights stores statement text, which carries personal data like the tables do."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_insights_encrypted,
+)
+
+
+def _insights_enabled(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == RDS_INSTANCE and not truthy(get(args.props, "performanceInsightsEnabled")):
+        report("performanceInsightsEnabled is not true")
+
+
+rds_performance_insights_enabled = ResourceValidationPolicy(
+    name="rds-performance-insights-enabled",
+    description=(
+        "Every RDS instance has Performance Insights. Advisory: it explains a slow or stuck database "
+        "(the incident before a failover), but the data is safe without it."
+    ),
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_insights_enabled,
+)
+
+
+def _deletion_keeps_backups(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in DATABASES:
+        return
+    if truthy(get(args.props, "skipFinalSnapshot")) or not get(args.props, "finalSnapshotIdentifier"):
+        report("deleting it takes no final snapshot: set skipFinalSnapshot false and a finalSnapshotIdentifier")
+    if args.resource_type == RDS_INSTANCE and get(args.props, "deleteAutomatedBackups") is not False:
+        report("deleteAutomatedBackups is not false: deleting the instance would delete its point-in-time backups")
+
+
+rds_deletion_keeps_backups = ResourceValidationPolicy(
+    name="rds-deletion-keeps-backups",
+    description=(
+        "Deleting an RDS instance or cluster leaves a final snapshot and (instances) keeps the automated "
+        "backups; a replica too, since promotion makes it the primary without changing these settings. "
+        "Mandatory: the provider's defaults delete the automated backups with the instance, the last way "
+        "back after an accidental or malicious deletion."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_deletion_keeps_backups,
+)
+
+
+def _iam_auth(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type in DATABASES and not truthy(get(args.props, "iamDatabaseAuthenticationEnabled")):
+        report("iamDatabaseAuthenticationEnabled is not true")
+
+
+rds_iam_auth = ResourceValidationPolicy(
+    name="rds-iam-auth",
+    description=(
+        "Every RDS instance and cluster accepts IAM database authentication. Mandatory: people and "
+        "functions sign in with short-lived, audited IAM tokens; the master password stays in Secrets "
+        "Manager for break-glass use only."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_iam_auth,
+)
+
+
+def _logs_exported(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in DATABASES:
+        return
+    exported = [str(x) for x in as_list(get(args.props, "enabledCloudwatchLogsExports"))]
+    if "postgresql" not in exported:
+        report("enabledCloudwatchLogsExports does not include 'postgresql'")
+
+
+rds_logs_exported = ResourceValidationPolicy(
+    name="rds-logs-exported",
+    description=(
+        "Every RDS instance and cluster exports its 'postgresql' log to CloudWatch Logs. Mandatory: the "
+        "connection and DDL log (set by the parameter group) is the record of who did what to the data; "
+        "on the instance alone it is rotated away within days and lost with it."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_logs_exported,
+)
+
+
+def _logs_connections(group: PolicyResource) -> bool:
+    values = {str(get(p, "name")): str(get(p, "value")) for p in as_list(get(group.props, "parameters"))}
+    return all(values.get(k) in ("1", "1.0", "true") for k in ("log_connections", "log_disconnections"))
 
 
 @stack_policy
@@ -138,20 +240,26 @@ def _forces_tls(group: PolicyResource) -> bool:
     return False
 
 
+def _parameter_group(stack: Stack, db: PolicyResource, report: ReportViolation, needs: str) -> PolicyResource | None:
+    """The stack's parameter group that `db` uses, or None (reported: it must set `needs`)."""
+    if db.resource_type == RDS_CLUSTER:
+        key, group_type = "dbClusterParameterGroupName", CLUSTER_PARAMETER_GROUP
+    else:
+        key, group_type = "parameterGroupName", PARAMETER_GROUP
+    if not get(db.props, key):
+        report(f"{label(db)} uses the default parameter group: set one with {needs}", db.urn)
+        return None
+    group = stack.find(db, key, group_type, ("name", "id"))
+    if group is None:
+        report(f"{label(db)}: parameter group {get(db.props, key)} is not declared in this stack", db.urn)
+    return group
+
+
 @stack_policy
 def _tls_forced(stack: Stack, report: ReportViolation) -> None:
     def check(db: PolicyResource) -> None:
-        if db.resource_type == RDS_CLUSTER:
-            key, group_type = "dbClusterParameterGroupName", CLUSTER_PARAMETER_GROUP
-        else:
-            key, group_type = "parameterGroupName", PARAMETER_GROUP
-        if not get(db.props, key):
-            report(f"{label(db)} uses the default parameter group: set one with rds.force_ssl=1", db.urn)
-            return
-        group = stack.find(db, key, group_type, ("name", "id"))
-        if group is None:
-            report(f"{label(db)}: parameter group {get(db.props, key)} is not declared in this stack", db.urn)
-        elif not _forces_tls(group):
+        group = _parameter_group(stack, db, report, "rds.force_ssl=1")
+        if group is not None and not _forces_tls(group):
             report(f"{label(db)}: parameter group {label(group)} does not set rds.force_ssl=1", db.urn)
 
     each_known(stack.of_type(*DATABASES), check)
@@ -169,4 +277,39 @@ rds_tls_forced = StackValidationPolicy(
 )
 
 
-POLICIES = [rds_encrypted, rds_multi_az, rds_deletion_protection, rds_backup_retention, rds_not_public, rds_tls_forced]
+@stack_policy
+def _connections_logged(stack: Stack, report: ReportViolation) -> None:
+    def check(db: PolicyResource) -> None:
+        group = _parameter_group(stack, db, report, "log_connections=1 and log_disconnections=1")
+        if group is not None and not _logs_connections(group):
+            report(f"{label(db)}: parameter group {label(group)} does not log connections and disconnections", db.urn)
+
+    each_known(stack.of_type(*DATABASES), check)
+
+
+rds_connections_logged = StackValidationPolicy(
+    name="rds-connections-logged",
+    description=(
+        "Every RDS instance and cluster uses a parameter group declared in the stack that sets "
+        "log_connections=1 and log_disconnections=1. Mandatory: with the exported log "
+        "(rds-logs-exported) it is the record of who reached the personal data, and when."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_connections_logged,
+)
+
+
+POLICIES = [
+    rds_encrypted,
+    rds_multi_az,
+    rds_deletion_protection,
+    rds_backup_retention,
+    rds_not_public,
+    rds_tls_forced,
+    rds_performance_insights_encrypted,
+    rds_performance_insights_enabled,
+    rds_deletion_keeps_backups,
+    rds_iam_auth,
+    rds_logs_exported,
+    rds_connections_logged,
+]

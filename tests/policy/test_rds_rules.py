@@ -14,12 +14,19 @@ WAL_DAYS = RETENTION[Tier.PROD].wal.days
 PRIMARY_ARN = f"arn:aws:rds:{PRIMARY_REGION}:{ACCOUNT}:db:primary-db"
 
 
-def database(*, replica: bool = False, force_ssl: str | None = "1", parameter_group: bool = True, **overrides) -> None:
+def database(
+    *,
+    replica: bool = False,
+    force_ssl: str | None = "1",
+    log_connections: str = "1",
+    parameter_group: bool = True,
+    **overrides,
+) -> None:
     region = DR_REGION if replica else PRIMARY_REGION
     key = aws.kms.Key("db-key", region=region, enable_key_rotation=True, policy=doc())
     pg = None
     if parameter_group:
-        params = [{"name": "log_connections", "value": "1"}]
+        params = [{"name": "log_connections", "value": log_connections}, {"name": "log_disconnections", "value": "1"}]
         if force_ssl is not None:
             params.append({"name": "rds.force_ssl", "value": force_ssl})
         pg = aws.rds.ParameterGroup("db-params", region=region, family="postgres16", parameters=params)
@@ -31,6 +38,13 @@ def database(*, replica: bool = False, force_ssl: str | None = "1", parameter_gr
         "deletion_protection": True,
         "publicly_accessible": False,
         "parameter_group_name": pg.name if pg is not None else None,
+        "iam_database_authentication_enabled": True,
+        "performance_insights_enabled": True,
+        "performance_insights_kms_key_id": key.arn,
+        "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
+        "skip_final_snapshot": False,
+        "final_snapshot_identifier": "db-final",
+        "delete_automated_backups": False,
     }
     if replica:
         args["replicate_source_db"] = PRIMARY_ARN
@@ -61,6 +75,18 @@ def database(*, replica: bool = False, force_ssl: str | None = "1", parameter_gr
         (rds.rds_tls_forced, {"force_ssl": None}),
         (rds.rds_tls_forced, {"force_ssl": "0"}),
         (rds.rds_tls_forced, {"parameter_group": False}),
+        (rds.rds_connections_logged, {"log_connections": "0"}),
+        (rds.rds_connections_logged, {"parameter_group": False}),
+        (rds.rds_performance_insights_encrypted, {"performance_insights_kms_key_id": None}),
+        (rds.rds_performance_insights_encrypted, {"performance_insights_kms_key_id": "alias/aws/rds"}),
+        (rds.rds_performance_insights_enabled, {"performance_insights_enabled": False}),
+        (rds.rds_deletion_keeps_backups, {"skip_final_snapshot": True}),
+        (rds.rds_deletion_keeps_backups, {"final_snapshot_identifier": None}),
+        (rds.rds_deletion_keeps_backups, {"delete_automated_backups": None}),  # the provider deletes them
+        (rds.rds_deletion_keeps_backups, {"delete_automated_backups": True}),
+        (rds.rds_iam_auth, {"iam_database_authentication_enabled": False}),
+        (rds.rds_logs_exported, {"enabled_cloudwatch_logs_exports": ["upgrade"]}),
+        (rds.rds_logs_exported, {"enabled_cloudwatch_logs_exports": None}),
     ],
     ids=lambda v: v.name if hasattr(v, "name") else "-".join(f"{k}={w}" for k, w in v.items()),
 )
