@@ -1,17 +1,28 @@
 """PostgreSQL (issue 3, points 2, 3, 7): the primary in prod, replicated automated backups
-and the warm standby in dr, promotion on activation; numbers traced to drplan."""
+and the warm standby in dr, promotion on activation; numbers traced to drplan.
 
+The instances' security settings live in components/aws/database.py (`_hardened`) and
+the policy pack's RDS rules check them: here, that the rules pass on every stack and
+catch each hardened setting turned off on the real recorded instance. The tests below
+check wiring (keys, regions, networks, the replica's source) and derivations (windows
+from the schedule, retention from drplan), not the settings one by one."""
+
+import dataclasses
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
+from components.aws import database
 from components.aws.backup_plan import SELECTION_TAG
 from components.aws.database import RDS_MAX_BACKUP_RETENTION_DAYS, check_retention
 from drplan.retention import RETENTION, Tier
 from drplan.schedules import SCHEDULES
 from drplan.thresholds import BACKUP_WINDOW_GAP
 from infra.config import parse
-from infra.mockrun import load_stack_config, run_stack
+from infra.mockrun import StackRun, load_stack_config, run_stack
+from infra.policy_check import evaluate
+from policy.rules import rds as rds_rules
 
 P = "postoucancer-dr:"
 RDS = "aws:rds/instance:Instance"
@@ -33,19 +44,101 @@ def activated(pair_prod):
     return run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
 
 
-def test_primary_is_multi_az_encrypted_protected_and_private(prod):
+def test_primary_is_wired_to_its_site_key_network_and_backup_selection(prod):
     db = prod.one(RDS, "primary-database")
     i = db.inputs
-    key = prod.one(KEY, "primary-database-key")
+    key = prod.one(KEY, "primary-database-key").outputs["arn"]
     assert db.region == "eu-west-3" and db.protect
-    assert i["multiAz"] and i["storageEncrypted"] and i["kmsKeyId"] == key.outputs["arn"]
-    assert i["performanceInsightsEnabled"] and i["performanceInsightsKmsKeyId"] == key.outputs["arn"]
-    assert i["deletionProtection"] and i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"]
-    assert i["deleteAutomatedBackups"] is False
-    assert i["publiclyAccessible"] is False and i["iamDatabaseAuthenticationEnabled"]
-    assert "postgresql" in i["enabledCloudwatchLogsExports"]
+    assert i["kmsKeyId"] == i["performanceInsightsKmsKeyId"] == key
+    subnets = prod.one("aws:rds/subnetGroup:SubnetGroup", "primary-database")
+    assert i["dbSubnetGroupName"] == subnets.outputs["name"]
+    private = {s.id for s in prod.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    assert private and set(subnets.inputs["subnetIds"]) == private
+    (sg,) = i["vpcSecurityGroupIds"]
+    assert sg in {g.id for g in prod.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    assert i["finalSnapshotIdentifier"].startswith("prod-"), "physical names carry the stack (shared accounts)"
     key_name, key_value = SELECTION_TAG
     assert i["tags"][key_name] == key_value, "the AWS Backup selection picks the database by this tag"
+
+
+RDS_RULES = {p.name for p in rds_rules.POLICIES}
+
+
+def test_the_rds_rules_pass_on_every_stack(prod, dr, staging, staging_dr, activated):
+    for run in (prod, dr, staging, staging_dr, activated):
+        assert run.of_type(RDS), run.stack
+        assert [str(v) for v in evaluate(run, rds_rules.POLICIES)] == [], run.stack
+
+
+def _turned_off(run: StackRun, name: str, **changes) -> StackRun:
+    """The recorded run with one instance's settings changed (inputs and outputs alike)."""
+    resources = [
+        dataclasses.replace(r, inputs={**r.inputs, **changes}, outputs={**r.outputs, **changes})
+        if r.type == RDS and r.name == name
+        else r
+        for r in run.resources
+    ]
+    return dataclasses.replace(run, resources=resources)
+
+
+HARDENED_OFF = [
+    ("storageEncrypted", False, {"rds-encrypted"}),
+    ("kmsKeyId", "alias/aws/rds", {"rds-encrypted"}),
+    ("multiAz", False, {"rds-multi-az"}),
+    ("deletionProtection", False, {"rds-deletion-protection"}),
+    ("publiclyAccessible", True, {"rds-not-public"}),
+    ("backupRetentionPeriod", 1, {"rds-backup-retention"}),
+    ("parameterGroupName", None, {"rds-tls-forced", "rds-connections-logged"}),
+    ("iamDatabaseAuthenticationEnabled", False, {"rds-iam-auth"}),
+    ("performanceInsightsKmsKeyId", None, {"rds-performance-insights-encrypted"}),
+    ("performanceInsightsEnabled", False, {"rds-performance-insights-enabled"}),
+    ("skipFinalSnapshot", True, {"rds-deletion-keeps-backups"}),
+    ("finalSnapshotIdentifier", None, {"rds-deletion-keeps-backups"}),
+    ("deleteAutomatedBackups", True, {"rds-deletion-keeps-backups"}),
+    ("enabledCloudwatchLogsExports", ["upgrade"], {"rds-logs-exported"}),
+]
+
+
+@pytest.mark.parametrize(("setting", "value", "rules"), HARDENED_OFF, ids=[c[0] for c in HARDENED_OFF])
+def test_a_hardened_setting_turned_off_on_the_primary_is_reported(prod, setting, value, rules):
+    broken = _turned_off(prod, "primary-database", **{setting: value})
+    found = evaluate(broken, rds_rules.POLICIES)
+    assert {v.policy for v in found} == rules
+    assert {v.urn for v in found} == {prod.one(RDS, "primary-database").urn}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "rule"),
+    [
+        ("storageEncrypted", False, "rds-encrypted"),
+        ("deletionProtection", False, "rds-deletion-protection"),
+        ("publiclyAccessible", True, "rds-not-public"),
+        ("deleteAutomatedBackups", True, "rds-deletion-keeps-backups"),
+    ],
+)
+def test_the_standby_is_held_to_the_same_rules(dr, setting, value, rule):
+    found = evaluate(_turned_off(dr, "dr-database", **{setting: value}), rds_rules.POLICIES)
+    assert {v.policy for v in found} == {rule}
+
+
+def test_the_rules_cover_every_setting_the_component_hardens():
+    """Each setting of components/aws/database.py's _hardened() that matters for safety has a
+    rule that catches it turned off (above); the rest are wiring (tested here) or cost."""
+    checked = {setting for setting, _, _ in HARDENED_OFF}
+    wiring = {"dbSubnetGroupName", "vpcSecurityGroupIds", "backupWindow", "maintenanceWindow"}
+    operational = {"storageType", "copyTagsToSnapshot", "performanceInsightsRetentionPeriod", "autoMinorVersionUpgrade"}
+    args = SimpleNamespace(
+        kms_key=SimpleNamespace(arn="k"), network=SimpleNamespace(security_group_ids=[]), physical_name="x"
+    )
+    owner = SimpleNamespace(subnet_group=SimpleNamespace(name="s"), parameter_group=SimpleNamespace(name="p"))
+    hardened = {_camel(k) for k in database._hardened("db", args, owner, 7)}
+    assert hardened - checked - wiring - operational == set()
+    assert {rule for _, _, rules in HARDENED_OFF for rule in rules} == RDS_RULES, "every RDS rule shown to catch"
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(w.capitalize() for w in rest)
 
 
 def test_primary_keeps_point_in_time_recovery_as_long_as_the_model_says(prod, staging):
@@ -63,12 +156,11 @@ def test_backup_window_ends_before_the_daily_slot_and_misses_maintenance(prod):
     assert m_end <= start or m_start >= end
 
 
-def test_parameter_group_forces_tls_and_logging(prod, dr):
+def test_parameter_group_matches_the_engine_and_is_the_one_in_use(prod, dr):
+    # What it sets (TLS, connection logging) is the policy pack's to check (rds-tls-forced,
+    # rds-connections-logged, above); that it fits the configured engine is wiring.
     for run in (prod, dr):
         pg = run.one("aws:rds/parameterGroup:ParameterGroup")
-        params = {p["name"]: p["value"] for p in pg.inputs["parameters"]}
-        assert params["rds.force_ssl"] == "1"
-        assert params["log_connections"] == "1" and "log_min_duration_statement" in params
         engine = load_stack_config(run.stack)[P + "database"].get("engineVersion", "15")
         assert pg.inputs["family"] == f"postgres{engine}"
         db = run.one(RDS)
@@ -92,8 +184,7 @@ def test_warm_standby_is_a_cross_region_replica_under_a_dr_region_key(prod, dr):
     assert _key_region(prod.outputs["databaseInstanceArn"]) == "eu-west-3"
     assert i["kmsKeyId"] == dr.one(KEY, "dr-database-key").outputs["arn"]
     assert _key_region(i["kmsKeyId"]) == "eu-central-1", "a replica's key must live in the replica's region"
-    assert _key_region(i["performanceInsightsKmsKeyId"]) == "eu-central-1"
-    assert i["deletionProtection"] and i["publiclyAccessible"] is False and i["storageEncrypted"]
+    assert i["performanceInsightsKmsKeyId"] == i["kmsKeyId"]
     # A replica inherits these from its source; setting them would fail (or replace on promotion).
     assert not {"username", "password", "dbName", "engine", "engineVersion"} & set(i)
     db_cfg = load_stack_config("dr")[P + "database"]
@@ -163,26 +254,21 @@ def test_first_dr_pass_is_partial_until_prod_exists(pair_prod):
     assert "databaseInstanceArn" in first.outputs["nextStep"]
 
 
-def test_staging_differs_from_prod_only_in_size(prod, staging):
+def test_staging_differs_from_prod_only_in_size_and_its_own_resources(prod, staging):
     a, b = prod.one(RDS).inputs, staging.one(RDS).inputs
-    settings = (
-        "multiAz",
-        "storageEncrypted",
-        "deletionProtection",
-        "publiclyAccessible",
-        "iamDatabaseAuthenticationEnabled",
-        "backupWindow",
-        "maintenanceWindow",
-        "enabledCloudwatchLogsExports",
-        "performanceInsightsEnabled",
-        "engine",
-        "engineVersion",
-    )
-    assert {k: a[k] for k in settings} == {k: b[k] for k in settings}
-    # backupRetentionPeriod is the model's WAL retention, the same for both tiers.
-    assert RETENTION[Tier.PROD].wal == RETENTION[Tier.STAGING].wal
-    assert b["instanceClass"] == load_stack_config("staging")[P + "database"]["instanceClass"] != a["instanceClass"]
-    assert b["allocatedStorage"] == load_stack_config("staging")[P + "database"]["allocatedStorageGb"]
+    changed = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    size = {"instanceClass", "allocatedStorage", "maxAllocatedStorage"}
+    own = {"kmsKeyId", "performanceInsightsKmsKeyId", "dbSubnetGroupName", "vpcSecurityGroupIds", "parameterGroupName"}
+    per_stack = {"password", "finalSnapshotIdentifier", "tags"}
+    assert changed <= size | own | per_stack, changed - size - own - per_stack
+    staging_cfg = load_stack_config("staging")[P + "database"]
+    assert b["instanceClass"] == staging_cfg["instanceClass"] != a["instanceClass"]
+    assert b["allocatedStorage"] == staging_cfg["allocatedStorageGb"]
+    # ... and what differs per site is staging's own: its key, its network, its parameter group.
+    assert b["kmsKeyId"] == staging.one(KEY, "primary-database-key").outputs["arn"]
+    assert b["parameterGroupName"] == staging.one("aws:rds/parameterGroup:ParameterGroup").outputs["name"]
+    assert b["dbSubnetGroupName"] == staging.one("aws:rds/subnetGroup:SubnetGroup").outputs["name"]
+    assert b["tags"]["postoucancer:stack"] == "staging"
 
 
 def test_rds_retention_limit_is_enforced():
