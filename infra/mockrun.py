@@ -15,6 +15,7 @@ import copy
 import functools
 import hashlib
 import json
+import os
 import runpy
 import warnings
 from collections.abc import Callable, Collection
@@ -466,12 +467,28 @@ def run_stack(
     config: the stack's config map (default: Pulumi.<stack>.yaml); overrides: keys to set
     on top ("postoucancer-dr:activated": True); remove: keys to drop; peer_outputs: what the
     StackReference to the peer answers (None: the peer has no outputs yet).
+
+    Under mocks a run is a function of its config and the peer's outputs: the same run
+    asked for again in this process (the tests ask for the activated dr stack a dozen
+    times) is answered from memory, as a copy the caller may change.
     """
     cfg = dict(load_stack_config(stack) if config is None else config)
     cfg.update(overrides or {})
     for key in remove:
         cfg.pop(key, None)
-    return run_program(_stack_program, stack, cfg, peer_outputs)
+    key = json.dumps([stack, cfg, peer_outputs, os.environ.get("PULUMI_CONFIG")], sort_keys=True, default=str)
+    run = _RUNS.get(key)
+    if run is None:
+        run = run_program(_stack_program, stack, cfg, peer_outputs)
+        _RUNS[key] = run
+        while len(_RUNS) > _REMEMBERED_RUNS:
+            _RUNS.pop(next(iter(_RUNS)))
+    return copy.deepcopy(run)
+
+
+# Runs kept (oldest dropped first): a copy costs ~1 % of a run.
+_REMEMBERED_RUNS = 24
+_RUNS: dict[str, StackRun] = {}
 
 
 def _stack_program() -> None:

@@ -6,7 +6,7 @@ import sys
 
 from drplan.objectives import Scenario
 from drplan.thresholds import REPLICATION_TIME_CONTROL
-from infra.mockrun import ROOT, PairRun, Recorded, StackRun
+from infra.mockrun import ROOT, PairRun, Recorded, StackRun, run_stack
 from infra.plan import cross_stack_edges, main, render_text
 
 RTC_MINUTES = int(REPLICATION_TIME_CONTROL.total_seconds() // 60)
@@ -100,3 +100,14 @@ def test_cross_stack_edges_name_the_most_specific_owner_whatever_the_order():
     for order in (dr, dr[::-1]):
         pair = PairRun(primary=_run("prod", prod), dr=_run("dr", list(order)), bootstrap=[])
         assert cross_stack_edges(pair) == expected
+
+
+def test_a_repeated_run_is_answered_from_memory_as_a_copy(pair_prod):
+    peer = pair_prod.primary.outputs
+    first = run_stack("dr", peer_outputs=peer)
+    first.resources.clear()
+    first.outputs["site"]["region"] = "changed by a caller"
+    again = run_stack("dr", peer_outputs=peer)
+    assert again.resources and again.outputs == pair_prod.dr.outputs
+    activated = run_stack("dr", peer_outputs=peer, overrides={"postoucancer-dr:activated": True})
+    assert activated.outputs != again.outputs, "another config is another run"
