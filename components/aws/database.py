@@ -228,7 +228,11 @@ class PostgresStandby(pulumi.ComponentResource):
             # The key must be in this (the replica's) region. Backups are kept on the replica as
             # well, so promotion changes no backup setting: from the moment it is writable it
             # archives WAL and can be restored to a point in time.
-            **_hardened(name, args, self, retention),
+            # A read replica cannot be deleted with a final snapshot (RDS DeleteDBInstance:
+            # "FinalDBSnapshotIdentifier ... can't be specified when deleting a read replica";
+            # SkipFinalSnapshot "must be enabled"): until promoted it takes none (its data is the
+            # primary's, which keeps its own); promoted, it takes one like any primary.
+            **{**_hardened(name, args, self, retention), **({} if promoted else REPLICA_DELETION)},
             apply_immediately=True,  # promotion must not wait for the maintenance window
             # Promoted, it carries the backup tag: the DR site's own plan starts protecting it.
             tags={**args.tags, "role": "primary", **dict([SELECTION_TAG])}
@@ -236,6 +240,9 @@ class PostgresStandby(pulumi.ComponentResource):
             else {**args.tags, "role": "warm-standby"},
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+
+
+REPLICA_DELETION = {"skip_final_snapshot": True, "final_snapshot_identifier": None}
 
 
 def _hardened(name: str, args, owner, retention_days: int) -> dict:

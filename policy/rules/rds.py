@@ -121,7 +121,13 @@ rds_performance_insights_enabled = ResourceValidationPolicy(
 def _deletion_keeps_backups(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in DATABASES:
         return
-    if truthy(get(args.props, "skipFinalSnapshot")) or not get(args.props, "finalSnapshotIdentifier"):
+    if is_replica(args.props):
+        # RDS DeleteDBInstance: a read replica is deleted without a final snapshot (SkipFinalSnapshot
+        # must be true, FinalDBSnapshotIdentifier can't be given); its data is the source's.
+        if not truthy(get(args.props, "skipFinalSnapshot")) or get(args.props, "finalSnapshotIdentifier"):
+            report("a read replica with a final snapshot cannot be deleted or replaced (RDS refuses it): "
+                   "set skipFinalSnapshot true and no finalSnapshotIdentifier until it is promoted")
+    elif truthy(get(args.props, "skipFinalSnapshot")) or not get(args.props, "finalSnapshotIdentifier"):
         report("deleting it takes no final snapshot: set skipFinalSnapshot false and a finalSnapshotIdentifier")
     if args.resource_type == RDS_INSTANCE and get(args.props, "deleteAutomatedBackups") is not False:
         report("deleteAutomatedBackups is not false: deleting the instance would delete its point-in-time backups")
@@ -131,7 +137,8 @@ rds_deletion_keeps_backups = ResourceValidationPolicy(
     name="rds-deletion-keeps-backups",
     description=(
         "Deleting an RDS instance or cluster leaves a final snapshot and (instances) keeps the automated "
-        "backups; a replica too, since promotion makes it the primary without changing these settings. "
+        "backups; a read replica keeps its automated backups too but takes no final snapshot (RDS refuses "
+        "one when a replica is deleted: SkipFinalSnapshot true, no FinalDBSnapshotIdentifier) until promoted. "
         "Mandatory: the provider's defaults delete the automated backups with the instance, the last way "
         "back after an accidental or malicious deletion."
     ),

@@ -207,7 +207,11 @@ def test_activation_promotes_the_replica_in_place(dr, activated):
     assert "replicateSourceDb" not in after.inputs or after.inputs["replicateSourceDb"] is None
     changed = {k for k in set(before.inputs) | set(after.inputs) if before.inputs.get(k) != after.inputs.get(k)}
     assert "replicateSourceDb" in changed
-    assert changed <= {"replicateSourceDb", "multiAz", "instanceClass", "tags"}, changed
+    # Promoted, it takes a final snapshot when deleted like any primary; as a replica it cannot.
+    assert changed <= {"replicateSourceDb", "multiAz", "instanceClass", "tags", "skipFinalSnapshot",
+                       "finalSnapshotIdentifier"}, changed
+    assert before.inputs["skipFinalSnapshot"] is True and not before.inputs.get("finalSnapshotIdentifier")
+    assert after.inputs["skipFinalSnapshot"] is False and after.inputs["finalSnapshotIdentifier"]
     assert after.inputs["multiAz"] is True
     assert after.inputs["instanceClass"] == load_stack_config("dr")[P + "database"]["instanceClass"]
     # Backups keep running across promotion: no backup setting changes.

@@ -47,7 +47,8 @@ def database(
         "delete_automated_backups": False,
     }
     if replica:
-        args["replicate_source_db"] = PRIMARY_ARN
+        # RDS DeleteDBInstance: a read replica is deleted without a final snapshot.
+        args.update(replicate_source_db=PRIMARY_ARN, skip_final_snapshot=True, final_snapshot_identifier=None)
     else:
         args.update(
             engine="postgres",
@@ -99,6 +100,17 @@ def test_rds_rule_catches_bad_database_and_passes_good_one(policy, bad):
 def test_a_good_cross_region_replica_passes(policy):
     dr = {"role": "dr", "tier": "prod"}
     assert violations(policy, lambda: database(replica=True), region=DR_REGION, site=dr) == []
+
+
+def test_a_replica_that_asks_for_a_final_snapshot_is_refused():
+    """RDS DeleteDBInstance: "FinalDBSnapshotIdentifier ... can't be specified when deleting a read
+    replica" and SkipFinalSnapshot must be enabled (cloudposse/terraform-aws-rds-replica#9:
+    InvalidParameterCombination). Such a replica could never be deleted or replaced."""
+    dr = {"role": "dr", "tier": "prod"}
+    for bad in ({"final_snapshot_identifier": "db-final"}, {"skip_final_snapshot": False}):
+        found = violations(rds.rds_deletion_keeps_backups, lambda b=bad: database(replica=True, **b), region=DR_REGION,
+                           site=dr)
+        assert names(found) == {"db"} and "read replica" in found[0].message
 
 
 def test_replica_must_be_encrypted_and_protected_like_the_primary():
