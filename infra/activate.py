@@ -13,9 +13,13 @@ pulumi up -s dr`, plus what makes it safe and traceable:
    or deleted (`--no-offline-preview` skips this when the repository is not at hand);
 3. `pulumi config set activatedAt <time>` — the activation time, fixed once, exported;
 4. `pulumi config set activated true`;
-5. `pulumi up` — promotes the replica, scales the API to production size, forces DNS to
-   the DR site, stops expecting replication from the primary;
-6. `pulumi stack output activatedAt` and `pulumi stack output dns --json` — the result.
+5. `pulumi up` — promotes the replica (alone: at the standby's size, single-AZ), scales the API
+   to production size, forces DNS to the DR site, stops expecting replication from the primary:
+   service is back after this step;
+6. `pulumi config set activationComplete true` and `pulumi up` — the promoted database becomes
+   Multi-AZ at production size (AWS's own order: promote, then modify; the conversion takes long
+   and nothing waits for it on the way back to service);
+7. `pulumi stack output activatedAt` and `pulumi stack output dns --json` — the result.
 
 Nothing here talks to the primary region: the dr stack's state backend, cluster,
 database and Route 53 (global) are all reachable with eu-west-3 gone.
@@ -94,15 +98,17 @@ def check_stack(stack: str) -> tuple[bool, str]:
 
 def offline_preview(stack: str, at: datetime) -> tuple[bool, list[str]]:
     """The changes activation makes, from the real program under mocks; False if any is risky."""
-    from infra.activation import activation_runs, diff_runs, output_changes
+    from infra.activation import activation_runs, diff_completion, diff_runs, output_changes
     from infra.mockrun import run_pair
 
     label = next(label for label, (_, dr) in PAIRS.items() if dr == stack)
     pair = run_pair(*PAIRS[label], dr_overrides={"postoucancer-dr:activated": False})
     before, after = activation_runs(pair, at)
     changes = diff_runs(before, after)
+    completion = diff_completion(pair, at)
     lines = [str(c) for c in changes] + [f"output {c}" for c in output_changes(before, after)]
-    risky = [c for c in changes if c.risky]
+    lines += ["then activationComplete:"] + [f"  {c}" for c in completion]
+    risky = [c for c in changes + completion if c.risky]
     if risky:
         lines.append(f"REFUSED: {len(risky)} stateful resource(s) would be replaced or deleted")
     return not risky, lines
@@ -112,10 +118,13 @@ def steps(args: argparse.Namespace, at: datetime) -> list[Step]:
     pulumi = [args.pulumi]
     stack = ["--stack", args.stack]
     stamp = at.isoformat().replace("+00:00", "Z")
+    up = [*pulumi, "up", *stack, *(["--yes"] if args.yes else [])]
     return [
         Step("pulumi config set activatedAt", [*pulumi, "config", "set", "activatedAt", stamp, *stack]),
         Step("pulumi config set activated", [*pulumi, "config", "set", "activated", "true", *stack]),
-        Step("pulumi up", [*pulumi, "up", *stack, *(["--yes"] if args.yes else [])]),
+        Step("pulumi up (promote, app, DNS)", up),
+        Step("pulumi config set activationComplete", [*pulumi, "config", "set", "activationComplete", "true", *stack]),
+        Step("pulumi up (database Multi-AZ, production size)", up),
         Step("activation time", [*pulumi, "stack", "output", "activatedAt", *stack]),
         Step("DNS state", [*pulumi, "stack", "output", "dns", "--json", *stack]),
     ]

@@ -25,6 +25,7 @@ from infra.mockrun import PairRun, Recorded, StackRun, run_stack
 
 ACTIVATED = "postoucancer-dr:activated"
 ACTIVATED_AT = "postoucancer-dr:activatedAt"
+COMPLETE = "postoucancer-dr:activationComplete"
 
 # Input property paths (prefixes) whose change replaces the resource.
 REPLACED_BY: dict[str, tuple[str, ...]] = {
@@ -212,6 +213,18 @@ def diff_activation(pair: PairRun, at: datetime | None = None) -> list[Change]:
     """What `pulumi config set activated true -s <dr> && pulumi up -s <dr>` changes."""
     before, after = activation_runs(pair, at)
     return diff_runs(before, after)
+
+
+def diff_completion(pair: PairRun, at: datetime | None = None) -> list[Change]:
+    """The second step, `pulumi config set activationComplete true && pulumi up`: the promoted
+    database becomes Multi-AZ at production size; nothing else changes."""
+    _before, promoted = activation_runs(pair, at)
+    # The same activation time as the first step recorded (the program takes `now` if unset).
+    stamp = at.isoformat().replace("+00:00", "Z") if at is not None else promoted.outputs.get("activatedAt")
+    overrides: dict[str, Any] = {ACTIVATED: True, COMPLETE: True, ACTIVATED_AT: stamp}
+    complete = run_stack(pair.dr.stack, config=_config_of(pair.dr), peer_outputs=pair.primary.outputs,
+                         overrides=overrides)
+    return diff_runs(promoted, complete)
 
 
 def output_changes(before: StackRun, after: StackRun) -> list[PropertyChange]:

@@ -216,6 +216,10 @@ class StackConfig(_Strict):
     regions: Regions
     peer_stack: str = Field(alias="peerStack")
     activated: bool = False
+    # The second step of activation: the promoted database becomes Multi-AZ at production size.
+    # Promotion comes first, alone (what AWS does too: promote, then modify), so that nothing that
+    # depends on the database waits for the conversion on the way back to service.
+    activation_complete: bool = Field(False, alias="activationComplete")
     # When the DR site was activated (ISO 8601, UTC); `python -m infra.activate` sets it.
     activated_at: datetime | None = Field(None, alias="activatedAt")
     objectives: Objectives | None = None
@@ -442,6 +446,13 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             cfg.peer_stack,
             f"names project '{parts[1]}', not this project '{PROJECT}'",
             f"pulumi config set peerStack {parts[2]}",
+        )
+    if cfg.activation_complete and not cfg.activated:
+        raise _bad(
+            "activationComplete",
+            True,
+            "is the second step of activation: the database is scaled only once promoted",
+            "pulumi config set activated true   (then pulumi up; then activationComplete)",
         )
     if cfg.activated and cfg.role is not Role.DR:
         raise _bad(

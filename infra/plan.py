@@ -175,11 +175,18 @@ def activation_lines(pair: PairRun) -> list[str]:
         from infra.activation import diff_activation  # the activation engineer's diff, if present
     except ImportError:
         return []
+    from infra.activation import diff_completion
+
     try:
         changes = diff_activation(pair)
+        completion = diff_completion(pair)
     except Exception as e:
         return [f"  (activation preview failed: {e})"]
-    return [f"  {line}" for line in (str(c) for c in changes)] or ["  (no change)"]
+    lines = [f"  {line}" for line in (str(c) for c in changes)] or ["  (no change)"]
+    # The second step, once service is back: the promoted database goes Multi-AZ at full size.
+    lines.append("  then `pulumi config set activationComplete true` and `pulumi up`:")
+    lines += [f"    {c}" for c in completion] or ["    (no change)"]
+    return lines
 
 
 def render_text(pairs: dict[str, PairRun]) -> str:

@@ -174,6 +174,9 @@ class PostgresStandbyArgs:
     promoted_instance_class: str
     warm_standby: bool = True
     promote: bool = False
+    # Once promoted (a second `pulumi up`): Multi-AZ at the promoted class. Promotion alone keeps
+    # the standby's size, so that it is quick and nothing waits for a Multi-AZ conversion.
+    production_scale: bool = False
     engine_version: str = "15"
     # Physical names AWS requires to be unique per account and region (final snapshots, the
     # vault, restore-testing plans) derive from this; give it the stack, e.g. "staging-database",
@@ -216,15 +219,18 @@ class PostgresStandby(pulumi.ComponentResource):
 
     def _replica(self, name: str, args: PostgresStandbyArgs, retention: int) -> aws.rds.Instance:
         promoted = args.promote
+        if args.production_scale and not promoted:
+            raise ValueError(f"{name}: production_scale applies to a promoted standby only")
+        scaled = promoted and args.production_scale
         return aws.rds.Instance(
             name,
             region=args.region,
             # Present: a cross-region read replica of the primary. Absent (activation):
             # RDS promotes this same instance to a standalone primary, in place.
             replicate_source_db=None if promoted else args.source_instance_arn,
-            instance_class=args.promoted_instance_class if promoted else args.standby_instance_class,
-            # Serving production traffic needs the standby in a second AZ too.
-            multi_az=promoted,
+            instance_class=args.promoted_instance_class if scaled else args.standby_instance_class,
+            # Serving production traffic needs a second AZ too: after promotion, as its own step.
+            multi_az=scaled,
             # The key must be in this (the replica's) region. Backups are kept on the replica as
             # well, so promotion changes no backup setting: from the moment it is writable it
             # archives WAL and can be restored to a point in time.

@@ -206,6 +206,7 @@ def _standby_database(site: Site, db_key: CustomerKey, db_net: DatabaseNetwork) 
             promoted_instance_class=cfg.database.instance_class,
             warm_standby=cfg.database.warm_standby,
             promote=cfg.activated,
+            production_scale=cfg.activation_complete,
             engine_version=cfg.database.engine_version,
             physical_name=f"{site.stack}-database",
             tags={PURPOSE_TAG_KEY: "database"},

@@ -38,19 +38,21 @@ def test_dry_run_prints_every_step_and_the_offline_changes_and_runs_nothing(fake
     code, text = _run(["--dry-run", "--at", AT, "--pulumi", str(script)])
     assert code == 0
     assert not log.exists(), "a dry run runs no command"
-    assert "[1/7] check the committed configuration of dr: ok" in text
-    assert "[2/7] offline preview of the changes: ok" in text
+    assert "[1/9] check the committed configuration of dr: ok" in text
+    assert "[2/9] offline preview of the changes: ok" in text
     assert "~ update  Record dr-dns-primary" in text and "~ update  HorizontalPodAutoscaler dr-api-hpa" in text
     assert f"output activatedAt: (unset) → {AT}" in text
     for command in (
         f"config set activatedAt {AT} --stack dr",
         "config set activated true --stack dr",
         "up --stack dr",
+        "config set activationComplete true --stack dr",
+        "up --stack dr",
         "stack output activatedAt --stack dr",
         "stack output dns --json --stack dr",
     ):
         assert f"$ {script} {command}" in text
-    assert text.count("would run (dry run)") == 5
+    assert text.count("would run (dry run)") == 7
 
 
 def test_activation_runs_the_sequence_in_order(fake_pulumi):
@@ -60,6 +62,9 @@ def test_activation_runs_the_sequence_in_order(fake_pulumi):
     assert log.read_text().splitlines() == [
         f"config set activatedAt {AT} --stack dr",
         "config set activated true --stack dr",
+        "up --stack dr --yes",
+        # Promotion first, alone; then Multi-AZ and size (AWS's order: promote, then modify).
+        "config set activationComplete true --stack dr",
         "up --stack dr --yes",
         "stack output activatedAt --stack dr",
         "stack output dns --json --stack dr",
@@ -72,7 +77,7 @@ def test_a_failed_step_stops_the_sequence(fake_pulumi, monkeypatch):
     monkeypatch.setenv("FAIL_ON", "up --stack")
     code, text = _run(["--at", AT, "--pulumi", str(script), "--no-offline-preview", "--stack", "staging-dr"])
     assert code == 1
-    assert "[5/7] pulumi up: FAILED (exit 7)" in text
+    assert "[5/9] pulumi up (promote, app, DNS): FAILED (exit 7)" in text
     assert log.read_text().splitlines()[-1] == "up --stack staging-dr"  # nothing after the failure
 
 

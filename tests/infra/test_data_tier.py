@@ -73,21 +73,3 @@ def test_offline_plan_shows_the_data_tier_and_its_cross_region_links(pair_prod):
     assert "dr:dr-database-backups → prod:primary-database" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("datacentre-loss"))
     assert "promote warm standby" in row and pair_prod.dr.one("aws:rds/instance:Instance").inputs["replicateSourceDb"]
-
-
-def test_physical_names_never_collide_between_stacks_sharing_an_account(prod, dr, staging, staging_dr):
-    """Vault, restore-testing plan and final-snapshot names are unique per account and region."""
-    seen: dict[tuple[str, str, str], str] = {}
-    fields = {
-        "aws:backup/vault:Vault": "name",
-        "aws:backup/restoreTestingPlan:RestoreTestingPlan": "name",
-        "aws:rds/instance:Instance": "finalSnapshotIdentifier",
-        "aws:elasticache/replicationGroup:ReplicationGroup": "finalSnapshotIdentifier",
-    }
-    for run in (prod, dr, staging, staging_dr):
-        for type_, field in fields.items():
-            for r in run.of_type(type_):
-                key = (type_, r.region, r.inputs[field])
-                assert key not in seen, f"{run.stack}:{r.name} and {seen[key]} both use {key}"
-                seen[key] = f"{run.stack}:{r.name}"
-    assert len(seen) >= 4 * 3

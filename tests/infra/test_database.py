@@ -212,8 +212,8 @@ def test_activation_promotes_the_replica_in_place(dr, activated):
                        "finalSnapshotIdentifier"}, changed
     assert before.inputs["skipFinalSnapshot"] is True and not before.inputs.get("finalSnapshotIdentifier")
     assert after.inputs["skipFinalSnapshot"] is False and after.inputs["finalSnapshotIdentifier"]
-    assert after.inputs["multiAz"] is True
-    assert after.inputs["instanceClass"] == load_stack_config("dr")[P + "database"]["instanceClass"]
+    # Promotion alone keeps the standby's size and single AZ (nothing waits for a conversion)...
+    assert after.inputs["multiAz"] is False and after.inputs["instanceClass"] == before.inputs["instanceClass"]
     # Backups keep running across promotion: no backup setting changes.
     assert (
         after.inputs["backupRetentionPeriod"] == before.inputs["backupRetentionPeriod"] == RETENTION[Tier.PROD].wal.days
@@ -279,3 +279,29 @@ def test_rds_retention_limit_is_enforced():
     for bad in (0, RDS_MAX_BACKUP_RETENTION_DAYS + 1):
         with pytest.raises(ValueError, match="RDS keeps automated backups"):
             check_retention(bad)
+
+
+def test_activation_promotes_first_then_converts_to_multi_az_at_production_size(pair_prod, activated):
+    """AWS's order (RDS user guide, "Promoting a read replica": promote, then modify the new
+    primary): the provider otherwise promotes and converts in one update, and everything that
+    depends on the instance waits for the Multi-AZ conversion on the way back to service. The
+    conversion is the second step, `activationComplete: true`, and changes nothing else."""
+    from infra.activation import diff_completion
+
+    completion = {(c.type, c.name): c for c in diff_completion(pair_prod)}
+    assert set(completion) == {(RDS, "dr-database")}, completion
+    paths = completion[(RDS, "dr-database")].paths
+    assert "multiAz" in paths and paths <= {"multiAz", "instanceClass"}  # the class when a smaller standby
+    complete = run_stack("dr", peer_outputs=pair_prod.primary.outputs,
+                         overrides={P + "activated": True, P + "activationComplete": True})
+    db = complete.one(RDS, "dr-database")
+    assert db.inputs["multiAz"] is True
+    assert db.inputs["instanceClass"] == load_stack_config("dr")[P + "database"]["instanceClass"]
+    assert "replicateSourceDb" not in db.inputs or db.inputs["replicateSourceDb"] is None
+
+
+def test_completion_before_promotion_is_refused():
+    from infra.config import ConfigError
+
+    with pytest.raises(ConfigError, match="activationComplete"):
+        run_stack("dr", overrides={P + "activationComplete": True})

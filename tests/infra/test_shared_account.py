@@ -19,6 +19,7 @@ PHYSICAL_NAME = {
     "aws:rds/instance:Instance": "identifier",
     "aws:rds/instance:Instance#snapshot": "finalSnapshotIdentifier",
     "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
+    "aws:elasticache/replicationGroup:ReplicationGroup#snapshot": "finalSnapshotIdentifier",
     "aws:backup/vault:Vault": "name",
     "aws:backup/plan:Plan": "name",
     "aws:backup/restoreTestingPlan:RestoreTestingPlan": "name",
