@@ -117,13 +117,19 @@ class Command:
         return f"{self.path.relative_to(ROOT)}:{self.line}: {self.text}"
 
 
-def commands(path: Path) -> list[Command]:
-    """Every command in the ```bash blocks of `path` (continuations joined, comments dropped)."""
+def commands(path: Path, section: str | None = None) -> list[Command]:
+    """Every command in the ```bash blocks of `path` (continuations joined, comments dropped);
+    with `section`, only those under the `## <section>` heading."""
     out: list[Command] = []
     in_block = False
+    in_section = section is None
     pending, start = "", 0
     for n, raw in enumerate(path.read_text().splitlines(), start=1):
         line = raw.strip()
+        if section is not None and raw.startswith("## "):
+            in_section = raw[3:].strip() == section
+        if not in_section:
+            continue
         if line.startswith("```"):
             in_block = line == "```bash" if not in_block else False
             continue
@@ -144,6 +150,14 @@ def documents() -> list[Path]:
     return [*sorted(RUNBOOK_DIR.glob("*.md")), ROOT / "docs" / "failback.md"]
 
 
+# The README's walkthrough from an empty account to a failover is checked like a runbook.
+README_WALKTHROUGH = (ROOT / "README.md", "Deploying for real")
+
+
+def all_commands() -> list[Command]:
+    return [c for doc in documents() for c in commands(doc)] + commands(*README_WALKTHROUGH)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.runbooks", description=__doc__.split("\n\n")[0])
     action = p.add_mutually_exclusive_group(required=True)
@@ -152,9 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--commands", action="store_true", help="list every command the runbooks name")
     args = p.parse_args(argv)
     if args.commands:
-        for doc in documents():
-            for c in commands(doc):
-                print(c)
+        for c in all_commands():
+            print(c)
         return 0
     if args.write:
         for path in write():

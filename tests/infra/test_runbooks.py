@@ -21,11 +21,11 @@ from drplan.objectives import Scenario
 from drplan.periods import format_duration
 from infra import config
 from infra.mockrun import ROOT, load_stack_config, run_stack
-from infra.runbooks import BEGIN, commands, documents, runbook_path, stale
+from infra.runbooks import BEGIN, all_commands, commands, runbook_path, stale
 from infra.runbooks import achieved as achieved_objectives
 
 P = "postoucancer-dr:"
-ALL = [c for doc in documents() for c in commands(doc)]
+ALL = all_commands()
 
 
 def test_every_scenario_has_a_runbook_with_numbered_steps():
@@ -99,13 +99,21 @@ def _positionals(argv: list[str], with_value: set[str]) -> list[str]:
 
 
 def _check_pulumi(argv, runs):
-    stack = _option(argv, "--stack", "-s")
+    if argv[1] == "login":  # the state backend: a self-managed one in the DR region
+        (url,) = argv[2:]
+        assert url.startswith("s3://") and "region=" in url, url
+        return
+    # `pulumi stack init <stack>` names its stack as a positional argument.
+    stack = argv[3] if argv[1:3] == ["stack", "init"] and len(argv) > 3 else _option(argv, "--stack", "-s")
     assert stack in runs, f"--stack names no stack of this project: {stack}"
     assert (ROOT / f"Pulumi.{stack}.yaml").exists()
-    flags = {a for a in argv[2:] if a.startswith("-")} - {"--stack", "-s"}
+    flags = {a for a in argv[2:] if a.startswith("-")} - {"--stack", "-s", "--policy-pack", "--secrets-provider"}
     assert flags <= {"--yes", "--diff", "--json", "--path", "--secret"}, flags
     sub = argv[1]
-    pos = _positionals(argv[2:], {"--stack", "-s"})
+    pos = _positionals(argv[2:], {"--stack", "-s", "--policy-pack", "--secrets-provider"})
+    if "--policy-pack" in argv:
+        assert sub == "preview" and _option(argv, "--policy-pack") == "policy"
+        assert (ROOT / "policy" / "PulumiPolicy.yaml").exists()
     if sub in ("up", "preview", "refresh"):
         assert pos == []
     elif sub == "config":
@@ -116,11 +124,18 @@ def _check_pulumi(argv, runs):
         assert top in known or top in config.SECRET_KEYS, f"unknown config key {key}"
         if "." in key:
             nested = known[top]
-            assert nested is not None and key.split(".")[1] in config._known_fields(nested), key
+            field = re.sub(r"\[\d+\]$", "", key.split(".")[1])
+            assert nested is not None and field in config._known_fields(nested), key
+        if top in config.SECRET_KEYS and op == "set":
+            assert "--secret" in argv, f"{key} is a secret: set it with --secret"
         if op == "set" and key == "activated":
             assert pos[2] in ("true", "false")
     elif sub == "stack":
-        assert pos[0] in ("output", "select")
+        assert pos[0] in ("output", "select", "init")
+        if pos[0] == "init":
+            assert pos[1] == stack or (ROOT / f"Pulumi.{pos[1]}.yaml").exists(), pos
+            provider = _option(argv, "--secrets-provider")
+            assert provider is None or provider.startswith("awskms://"), provider
         if pos[0] == "output" and len(pos) > 1:
             exported = set().union(*(r.outputs for r in runs[stack]))
             assert pos[1] in exported, f"stack {stack} exports no {pos[1]}"
