@@ -74,6 +74,13 @@ def publisher_key_statements(account_id: str) -> list[dict]:
 
 
 def topic_policy(topic_arn: str, account_id: str, region: str) -> str:
+    """Each publishing service only for this account's own alarms, rules and vaults: both
+    aws:SourceAccount and aws:SourceArn (the confused-deputy conditions of the SNS developer
+    guide), so no other account's alarm or rule can publish through these grants."""
+
+    def from_this_account(source_arn: str) -> dict:
+        return {"StringEquals": {"aws:SourceAccount": account_id}, "ArnLike": {"aws:SourceArn": source_arn}}
+
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -97,7 +104,7 @@ def topic_policy(topic_arn: str, account_id: str, region: str) -> str:
                     "Principal": {"Service": "cloudwatch.amazonaws.com"},
                     "Action": "sns:Publish",
                     "Resource": topic_arn,
-                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"}},
+                    "Condition": from_this_account(f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"),
                 },
                 {
                     "Sid": "RulesOfThisAccount",
@@ -105,7 +112,7 @@ def topic_policy(topic_arn: str, account_id: str, region: str) -> str:
                     "Principal": {"Service": "events.amazonaws.com"},
                     "Action": "sns:Publish",
                     "Resource": topic_arn,
-                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:events:{region}:{account_id}:rule/*"}},
+                    "Condition": from_this_account(f"arn:aws:events:{region}:{account_id}:rule/*"),
                 },
                 {
                     "Sid": "BackupVaultNotifications",
@@ -113,7 +120,7 @@ def topic_policy(topic_arn: str, account_id: str, region: str) -> str:
                     "Principal": {"Service": "backup.amazonaws.com"},
                     "Action": "sns:Publish",
                     "Resource": topic_arn,
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                    "Condition": from_this_account(f"arn:aws:backup:{region}:{account_id}:backup-vault:*"),
                 },
                 {
                     "Sid": "DenyInsecureTransport",

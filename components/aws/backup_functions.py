@@ -33,6 +33,7 @@ from drplan.periods import HOUR, Period
 from drplan.thresholds import BACKUP_OVERDUE_AFTER
 
 from . import cron
+from .kms import CustomerKey, CustomerKeyArgs, logs_key_statements
 
 # Lambda's ceiling for one invocation.
 LAMBDA_MAX_TIMEOUT = timedelta(minutes=15)
@@ -48,6 +49,10 @@ DLQ_RETENTION = timedelta(days=14)
 # of 365.25 days rounded up (2, 3 and 5 to 10 years; AWS offers no 4-year value).
 _WHOLE_YEARS = tuple(math.ceil(365.25 * y) for y in (2, 3, 5, 6, 7, 8, 9, 10))
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, *_WHOLE_YEARS)
+# At most one run of each function at a time: two backups of the same slot would race for the
+# same manifest (the function's idempotency is per slot, not per concurrent run), and a second
+# restore test would only compete for the same restore server.
+RESERVED_CONCURRENCY = {"backup": 1, "verify": 1}
 BACKUP_HANDLER = "lambdas.aws_lambda.backup_handler"
 VERIFY_HANDLER = "lambdas.aws_lambda.verify_handler"
 
@@ -111,6 +116,7 @@ def backup_policy(
     dlq_arn: str | None,
     secret_arn: str | None = None,
     secret_key_arn: str | None = None,
+    env_key_arn: str | None = None,
 ) -> str:
     base = _base(prefix, database)
     objects = [f"{bucket_arn}/{base}/{layout.DATA_DIR}/*", f"{bucket_arn}/{base}/{layout.MANIFEST_DIR}/*"]
@@ -130,7 +136,7 @@ def backup_policy(
             objects,
         ),
         _statement("EncryptWithBackupKey", ["kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt"], key_arn),
-        *_common(log_group_arn, dlq_arn, secret_arn, secret_key_arn),
+        *_common(log_group_arn, dlq_arn, secret_arn, secret_key_arn, env_key_arn),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -144,6 +150,7 @@ def verify_policy(
     dlq_arn: str | None,
     secret_arn: str | None = None,
     secret_key_arn: str | None = None,
+    env_key_arn: str | None = None,
 ) -> str:
     base = _base(prefix, database)
     statements = [
@@ -162,19 +169,26 @@ def verify_policy(
         ),
         _statement("WriteVerificationRecords", ["s3:PutObject"], f"{bucket_arn}/{base}/{layout.VERIFY_DIR}/*"),
         _statement("UseBackupKey", ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"], key_arn),
-        *_common(log_group_arn, dlq_arn, secret_arn, secret_key_arn),
+        *_common(log_group_arn, dlq_arn, secret_arn, secret_key_arn, env_key_arn),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def _common(
-    log_group_arn: str | None, dlq_arn: str | None, secret_arn: str | None, secret_key_arn: str | None
+    log_group_arn: str | None,
+    dlq_arn: str | None,
+    secret_arn: str | None,
+    secret_key_arn: str | None,
+    env_key_arn: str | None = None,
 ) -> list[dict]:
     """Lambda's needs (log_group_arn/dlq_arn given) and the database secret's; a pod
     (Kubernetes runner) gets only the latter."""
     statements = []
     if log_group_arn is not None and dlq_arn is not None:
         statements += _lambda_statements(log_group_arn, dlq_arn)
+    if env_key_arn:
+        # The function's environment is encrypted with the functions' key (kms_key_arn).
+        statements.append(_statement("DecryptOwnEnvironment", ["kms:Decrypt"], env_key_arn))
     if secret_arn:
         statements.append(_statement("ReadDatabaseSecret", ["secretsmanager:GetSecretValue"], secret_arn))
     if secret_key_arn:
@@ -194,7 +208,9 @@ def _lambda_statements(log_group_arn: str, dlq_arn: str) -> list[dict]:
         # The log group is created with its retention beforehand: no logs:CreateLogGroup.
         _statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:*"),
         _statement("DeadLetter", ["sqs:SendMessage"], dlq_arn),
-        # Lambda in a VPC: these EC2 actions do not support resource-level permissions.
+        # Lambda in a VPC: these EC2 actions do not support resource-level permissions (Service
+        # Authorization Reference, Amazon EC2), so "*" is the only Resource AWS accepts. The one
+        # "*" of this program's identity policies (tests/infra/test_hardening.py).
         _statement(
             "VpcNetworkInterfaces",
             [
@@ -241,6 +257,7 @@ class BackupFunctions(pulumi.ComponentResource):
     roles: dict[str, aws.iam.Role]
     schedules: dict[str, aws.scheduler.Schedule]
     log_groups: dict[str, aws.cloudwatch.LogGroup]
+    key: CustomerKey  # logs and environment of both functions
 
     def __init__(self, name: str, args: BackupFunctionsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("postoucancer:aws:BackupFunctions", name, None, opts)
@@ -297,13 +314,26 @@ class BackupFunctions(pulumi.ComponentResource):
             ),
         }
         self.functions, self.roles, self.log_groups, self.schedules = {}, {}, {}, {}
+        log_group_names = {key: f"/aws/lambda/{args.name_prefix}-{key}" for key in specs}
+        # The functions' own key: their log groups (audit records) and their environment.
+        self.key = CustomerKey(
+            f"{name}-key",
+            CustomerKeyArgs(
+                region=region,
+                description=f"Post Ou Cancer backup functions {name}: logs and environment",
+                extra_statements=logs_key_statements(region, sorted(log_group_names.values())),
+                tags=args.tags,
+            ),
+            opts=child,
+        )
         for key, (handler, policy_fn, env, _cron) in specs.items():
             fn_name = f"{args.name_prefix}-{key}"
             log_group = aws.cloudwatch.LogGroup(
                 f"{name}-{key}",
                 region=region,
-                name=f"/aws/lambda/{fn_name}",
+                name=log_group_names[key],
                 retention_in_days=log_retention_days(args.log_retention),
+                kms_key_id=self.key.arn,
                 tags=args.tags,
                 # Audit evidence (every backup/verify writes one audit record here).
                 opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
@@ -324,7 +354,10 @@ class BackupFunctions(pulumi.ComponentResource):
                     log_group.arn,
                     self.dlq.arn,
                     *secrets[key],
-                ).apply(lambda a, f=policy_fn: f(a[0], args.prefix, args.database, a[1], a[2], a[3], a[4], a[5])),
+                    self.key.arn,
+                ).apply(
+                    lambda a, f=policy_fn: f(a[0], args.prefix, args.database, a[1], a[2], a[3], a[4], a[5], a[6])
+                ),
                 opts=child,
             )
             fn = aws.lambda_.Function(
@@ -340,6 +373,8 @@ class BackupFunctions(pulumi.ComponentResource):
                 timeout=int(args.timeout.total_seconds()),
                 memory_size=args.memory_mb,
                 environment={"variables": env},
+                kms_key_arn=self.key.arn,
+                reserved_concurrent_executions=RESERVED_CONCURRENCY[key],
                 vpc_config={"subnet_ids": args.subnet_ids, "security_group_ids": args.security_group_ids},
                 dead_letter_config={"target_arn": self.dlq.arn},
                 logging_config={"log_format": "JSON", "log_group": log_group.name},

@@ -26,7 +26,35 @@ class CustomerKeyArgs:
     extra_statements: Callable[[str], list[dict]] | None = None
 
 
+def logs_key_statements(region: str, log_group_names: list[str]) -> Callable[[str], list[dict]]:
+    """CloudWatch Logs' documented key-policy statement ("Encrypt log data in CloudWatch Logs
+    using AWS KMS"): the regional service principal, only for these log groups (the
+    encryption context CloudWatch Logs passes is the log group's ARN)."""
+
+    def statements(account_id: str) -> list[dict]:
+        arns = sorted(f"arn:aws:logs:{region}:{account_id}:log-group:{n}" for n in log_group_names)
+        return [
+            {
+                "Sid": "CloudWatchLogsEncryptsTheseLogGroups",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                # In a key policy "*" is this key: a key policy can name no other resource.
+                "Resource": "*",
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": arns}},
+            }
+        ]
+
+    return statements
+
+
+def combined(*parts: Callable[[str], list[dict]] | None) -> Callable[[str], list[dict]]:
+    """Several services' key-policy statements as one `extra_statements`."""
+    return lambda account_id: [s for part in parts if part is not None for s in part(account_id)]
+
+
 def key_policy(account_id: str, args: CustomerKeyArgs) -> str:
+    # In a key policy "Resource": "*" means this key (the only resource a key policy governs).
     statements = [
         {
             # Without this the key is unmanageable; IAM policies then grant least privilege.

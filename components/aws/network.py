@@ -6,6 +6,13 @@ gateway endpoint, KMS, Secrets Manager, CloudWatch Logs and Monitoring as interf
 endpoints with private DNS). With `existing_vpc_id`/`existing_subnet_ids` the component
 creates only the security groups in that network (the existing network must provide the
 endpoints: a second interface endpoint with private DNS for the same service is refused).
+
+A VPC the component creates is also hardened: its default security group admits nothing (no
+rule in or out, so nothing launched without a group can talk), and its flow logs (all
+traffic, accepted and rejected) go to a CloudWatch Logs group under the network's own
+customer key, kept `flow_log_retention_days`. CloudWatch Logs rather than S3: the queries an
+investigation needs (Logs Insights, metric filters) work on it directly, and an S3 destination
+would be one more bucket to lock, log and replicate (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,8 +20,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+import json
+
 import pulumi
 import pulumi_aws as aws
+
+from .kms import CustomerKey, CustomerKeyArgs, logs_key_statements
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
@@ -25,6 +36,11 @@ MAX_AZS = 3
 MIN_AZS = 2
 SUBNET_PREFIX = 20  # /20 per subnet: 4096 addresses, room for Lambda ENIs
 INTERFACE_ENDPOINTS = ("kms", "secretsmanager", "logs", "monitoring")
+# A year of flow logs: an intrusion or exfiltration is often found months later, and the
+# plan's yearly review looks back over the year. One of CloudWatch Logs' accepted periods.
+FLOW_LOG_RETENTION_DAYS = 365
+# Aggregate flow records per minute (the finest interval; the default is 10 minutes).
+FLOW_LOG_AGGREGATION_SECONDS = 60
 
 
 @dataclass
@@ -33,7 +49,51 @@ class SiteNetworkArgs:
     cidr: str = "10.40.0.0/16"
     existing_vpc_id: str | None = None
     existing_subnet_ids: list[str] = field(default_factory=list)
+    flow_log_retention_days: int = FLOW_LOG_RETENTION_DAYS
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def flow_log_trust_policy(account_id: str, region: str) -> str:
+    """VPC Flow Logs may assume the delivery role for this account's flow logs only
+    (confused-deputy conditions of the VPC user guide, "IAM role for publishing flow logs")."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{region}:{account_id}:vpc-flow-log/*"},
+                    },
+                }
+            ],
+        }
+    )
+
+
+def flow_log_delivery_policy(log_group_arn: str) -> str:
+    """Write into the one flow-log group (AWS's example grants these on "*")."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DeliverFlowLogs",
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogGroups",
+                        "logs:DescribeLogStreams",
+                    ],
+                    "Resource": [log_group_arn, f"{log_group_arn}:*"],
+                }
+            ],
+        }
+    )
 
 
 def subnet_cidrs(cidr: str, count: int) -> list[str]:
@@ -66,6 +126,10 @@ class SiteNetwork(pulumi.ComponentResource):
     redis_sg: aws.ec2.SecurityGroup
     endpoints_sg: aws.ec2.SecurityGroup | None = None
     endpoints: dict[str, aws.ec2.VpcEndpoint]
+    # A created VPC only (an existing network's owner decides its own).
+    default_sg: aws.ec2.DefaultSecurityGroup | None = None
+    flow_log: aws.ec2.FlowLog | None = None
+    flow_log_group: aws.cloudwatch.LogGroup | None = None
 
     def __init__(self, name: str, args: SiteNetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("postoucancer:aws:SiteNetwork", name, None, opts)
@@ -90,6 +154,7 @@ class SiteNetwork(pulumi.ComponentResource):
                 opts=child,
             )
             self.vpc_id = self.vpc.id
+            self._harden_vpc(name, args, self.vpc)
             zones = aws.get_availability_zones(state="available", region=region).names[:MAX_AZS]
             if len(zones) < MIN_AZS:
                 raise ValueError(f"region {region} offers {len(zones)} availability zones; {MIN_AZS} are needed")
@@ -201,9 +266,70 @@ class SiteNetwork(pulumi.ComponentResource):
                 )
         self.register_outputs(
             {
+                "flowLogId": self.flow_log.id if self.flow_log is not None else None,
                 "vpcId": self.vpc_id,
                 "privateSubnetIds": self.private_subnet_ids,
                 "databaseSecurityGroupId": self.database_sg.id,
                 "functionsSecurityGroupId": self.functions_sg.id,
             }
+        )
+
+    def _harden_vpc(self, name: str, args: SiteNetworkArgs, vpc: aws.ec2.Vpc) -> None:
+        """The created VPC's default security group closed, and its flow logs recorded."""
+        region = args.region
+        child = pulumi.ResourceOptions(parent=self)
+        # Adopts the VPC's default group and removes every rule from it: no ingress, no egress.
+        self.default_sg = aws.ec2.DefaultSecurityGroup(
+            f"{name}-default",
+            region=region,
+            vpc_id=vpc.id,
+            tags={"Name": f"{name}-default (no rules: use a role's group)", **args.tags},
+            opts=child,
+        )
+        # Log group names are per account and region: carry the stack.
+        group_name = f"/postoucancer/{pulumi.get_stack()}/vpc-flow-logs/{name}"
+        key = CustomerKey(
+            f"{name}-flow-logs-key",
+            CustomerKeyArgs(
+                region=region,
+                description=f"Post Ou Cancer VPC flow logs of {name}",
+                extra_statements=logs_key_statements(region, [group_name]),
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        self.flow_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            region=region,
+            name=group_name,
+            retention_in_days=args.flow_log_retention_days,
+            kms_key_id=key.arn,
+            tags=args.tags,
+            opts=child,
+        )
+        account_id = aws.get_caller_identity_output().account_id
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            description=f"VPC Flow Logs: delivers {name}'s flow logs to its log group",
+            assume_role_policy=account_id.apply(lambda a: flow_log_trust_policy(a, region)),
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=self.flow_log_group.arn.apply(flow_log_delivery_policy),
+            opts=child,
+        )
+        self.flow_log = aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            region=region,
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=FLOW_LOG_AGGREGATION_SECONDS,
+            tags={"Name": f"{name}-flow-logs", **args.tags},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from infra.site import Site
 
 if TYPE_CHECKING:  # the concern modules load the AWS SDK: only when a site is built
-    from components.aws.audit_trail import AuditTrail
     from components.aws.dns_failover import DnsFailover
     from components.aws.network import SiteNetwork
     from infra.aws.app import App
+    from infra.aws.audit import Audit
     from infra.aws.backup import Backups
     from infra.aws.data import DataTier
     from infra.aws.files import Files
@@ -35,7 +35,7 @@ class AwsSite:
     functions: Functions
     ledger: Ledger
     monitoring: Monitoring
-    audit: AuditTrail | None  # dr stack only
+    audit: Audit  # the trail (dr stack only) and the Audit Manager framework
 
 
 def build(site: Site) -> AwsSite:
@@ -49,6 +49,6 @@ def build(site: Site) -> AwsSite:
     dns = failover.build(site, api)
     fns = functions.build(site, net, tier, user_files.access_logs, api)
     ledger = gdpr.build(site, user_files.access_logs)
-    alerts = monitoring.build(site, tier, user_files, fns, dns)
-    trail = audit.build(site, user_files.access_logs, fns)
-    return AwsSite(net, user_files, tier, backups, api, dns, fns, ledger, alerts, trail)
+    audited = audit.build(site, user_files.access_logs, fns)
+    alerts = monitoring.build(site, tier, user_files, fns, dns, audited.trail)
+    return AwsSite(net, user_files, tier, backups, api, dns, fns, ledger, alerts, audited)

@@ -6,19 +6,61 @@ keep working when the primary region is gone includes the record of what happene
 backups. Its data events cover both sites' backup buckets (the primary's once the dr stack
 has read the prod stack's outputs: bootstrap dr, prod, dr).
 
+Changes to the audit and immutability controls (trail, vault locks and policies, key
+deletion) are counted from the trail's CloudWatch Logs group, which records every region;
+infra/aws/monitoring.py raises the `audit-control-changed` alarm on that count.
+
+AWS Backup Audit Manager (both sites, each in its region): a framework of the plan's controls
+(components/aws/backup_audit.py); the dr stack's report plans deliver into the trail's bucket.
+
 The functions' own audit records (one per backup / verify operation, lambdas/core/audit.py)
 go to their log groups, kept as long as the audit requirement (infra/aws/functions.py).
 """
 
 from __future__ import annotations
 
-from components.aws.audit_trail import AuditTrail, AuditTrailArgs
+from dataclasses import dataclass
+
+from components.aws.audit_trail import REPORTS_PREFIX, AuditTrail, AuditTrailArgs
+from components.aws.backup_audit import BackupAudit, BackupAuditArgs
 from components.aws.replicated_bucket import AccessLogBucket
 from infra.aws.functions import Functions
 from infra.site import Site
 
 
-def build(site: Site, access_logs: AccessLogBucket, functions: Functions) -> AuditTrail | None:
+@dataclass(frozen=True)
+class Audit:
+    trail: AuditTrail | None  # dr stack only
+    backups: BackupAudit  # Audit Manager framework (and, on the dr stack, its report plans)
+
+
+def build(site: Site, access_logs: AccessLogBucket, functions: Functions) -> Audit:
+    trail = _trail(site, access_logs, functions)
+    cfg = site.cfg
+    framework = BackupAudit(
+        site.name("backup-audit"),
+        BackupAuditArgs(
+            region=site.region,
+            retention=cfg.retention_policy,
+            locked=cfg.locked,
+            copy_region=cfg.peer_region,
+            physical_name=f"postoucancer_{site.stack}_backup",
+            report_bucket=trail.bucket.bucket.bucket if trail is not None else None,
+            report_prefix=REPORTS_PREFIX.rstrip("/"),
+        ),
+    )
+    site.export(
+        "backupAudit",
+        {
+            "framework": framework.framework.arn,
+            "controls": [c.name for c in framework.controls],
+            "reports": sorted(framework.report_plans),
+        },
+    )
+    return Audit(trail, framework)
+
+
+def _trail(site: Site, access_logs: AccessLogBucket, functions: Functions) -> AuditTrail | None:
     """The trail (dr only): both sites' backup buckets' data events, into a locked bucket."""
     cfg = site.cfg
     if site.is_primary:
@@ -39,6 +81,7 @@ def build(site: Site, access_logs: AccessLogBucket, functions: Functions) -> Aud
             data_event_bucket_arns=buckets,
         ),
     )
+
     site.export(
         "auditTrail",
         {
@@ -47,6 +90,7 @@ def build(site: Site, access_logs: AccessLogBucket, functions: Functions) -> Aud
             "region": site.region,
             "retention": str(cfg.retention_policy.audit_logs),
             "dataEventBuckets": buckets,
+            "logGroup": trail.log_group.name,
         },
     )
     return trail

@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 
 from components.aws.alerts import AlarmSpec, AlertTopic, AlertTopicArgs, Dashboard, DashboardArgs
+from components.aws.audit_trail import CHANGE_METRIC, CHANGE_METRIC_NAMESPACE, AuditTrail
 from components.aws.dns_failover import DnsFailover
 from drplan.names import METRIC_NAMESPACE as NAMESPACE
 from drplan.names import METRIC_SERVICE as SERVICE
@@ -95,6 +96,10 @@ def alarm_specs(cfg: StackConfig) -> dict[str, AlarmSpec]:
             "AWS/S3", "BucketSizeBytes", "Maximum", "above", cfg.alerts.storage_quota_gb * GB, STORAGE_PERIOD,
             "backup bucket size above config alerts.storageQuotaGb",
         ),
+        "audit-control-changed": AlarmSpec(
+            CHANGE_METRIC_NAMESPACE, CHANGE_METRIC, "Sum", "above", 0, FAST_PERIOD,
+            "the audit trail's metric filter counted a change to a trail, vault lock, vault policy or key",
+        ),
         "*-health": AlarmSpec(
             "AWS/Route53", "HealthCheckStatus", "Minimum", "below", 1, MINUTE,
             "Route 53 health check of a site reports unhealthy", missing_data_breaches=True,
@@ -146,7 +151,14 @@ def _aws_backup_rules(topic: AlertTopic) -> None:
     )
 
 
-def build(site: Site, data: DataTier, files: Files, functions: Functions, dns: DnsFailover | None) -> Monitoring:
+def build(
+    site: Site,
+    data: DataTier,
+    files: Files,
+    functions: Functions,
+    dns: DnsFailover | None,
+    trail: AuditTrail | None = None,
+) -> Monitoring:
     cfg = site.cfg
     topic = AlertTopic(
         site.name("alerts"),
@@ -216,6 +228,14 @@ def build(site: Site, data: DataTier, files: Files, functions: Functions, dns: D
         {"BucketName": functions.bucket.bucket.bucket, "StorageType": "StandardStorage"},
         f"The backup bucket holds more than alerts.storageQuotaGb = {cfg.alerts.storage_quota_gb:g} GB",
     )
+
+    # --- the audit trail (dr stack): changes to the controls that keep the record and the backups --
+    if trail is not None:
+        topic.raise_alarm(
+            "audit-control-changed", specs["audit-control-changed"], {},
+            "A trail, a backup vault lock or vault policy, or a KMS key was changed or scheduled for deletion "
+            f"(any region; who and what: log group {trail.log_group_name})",
+        )
 
     # --- DR-site health (the dr stack owns the DNS failover and its health checks) ----------
     health = None

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.aws.audit_trail import LOG_PREFIX
+from components.aws.audit_trail import LOG_PREFIX, REPORTS_PREFIX
 from drplan.retention import RETENTION, Tier
 
 TRAIL = "aws:cloudtrail/trail:Trail"
@@ -90,7 +90,11 @@ def test_log_bucket_is_locked_and_kept_for_the_audit_retention(request, stack, m
     assert lock.inputs["rule"]["defaultRetention"] == {"mode": mode, "days": audit.days}
     rules = _audit_child(run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     expiring = [r for r in rules if "days" in r.get("expiration", {})]
-    assert [(r["filter"], r["expiration"]["days"]) for r in expiring] == [({"prefix": LOG_PREFIX}, audit.days)]
+    # The trail's logs and AWS Backup Audit Manager's reports, both kept the audit retention.
+    assert [(r["filter"], r["expiration"]["days"]) for r in expiring] == [
+        ({"prefix": LOG_PREFIX}, audit.days),
+        ({"prefix": REPORTS_PREFIX}, audit.days),
+    ]
     sse = _audit_child(
         run, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     ).inputs["rules"][0]["applyServerSideEncryptionByDefault"]
@@ -108,7 +112,7 @@ def test_log_bucket_admits_only_this_trail(dr):
     assert write["Condition"]["StringEquals"]["aws:SourceArn"].endswith(f":trail/{trail_name}")
     assert write["Resource"].endswith(f"/{LOG_PREFIX}123456789012/*")
     assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
-    # Nobody is allowed to delete: the only Allow statements are CloudTrail's delivery.
+    # Nobody is allowed to delete: the only Allow statements are deliveries (CloudTrail, Backup reports).
     allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert {a for s in allows for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
         "s3:GetBucketAcl",

@@ -142,7 +142,9 @@ def test_backup_role_is_scoped_to_its_bucket_prefix_key_and_secret(prod):
     assert policy["ReadDatabaseSecret"]["Resource"] == secret.outputs["arn"]
     kms_resources = [s["Resource"] for s in policy.values() if any(a.startswith("kms:") for a in _actions(s))]
     secrets_key = prod.one("aws:kms/key:Key", "primary-secrets-key").outputs["arn"]
-    assert sorted(kms_resources) == sorted([key_arn, secrets_key]), "KMS use only on its own keys"
+    # The functions' own key decrypts their environment (kms_key_arn).
+    env_key = prod.one("aws:kms/key:Key", "primary-pg-key").outputs["arn"]
+    assert sorted(kms_resources) == sorted([key_arn, secrets_key, env_key]), "KMS use only on its own keys"
 
 
 def test_verify_role_writes_only_verification_records(prod):
