@@ -17,6 +17,7 @@ forces TLS through its parameter group.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -40,6 +41,10 @@ LOG_EXPORTS = ["postgresql", "upgrade"]
 SLOW_STATEMENT_MS = 1000
 # Storage autoscaling ceiling, as a multiple of the allocated storage.
 STORAGE_AUTOSCALING_FACTOR = 4
+# Enhanced Monitoring: OS metrics every minute (RDS accepts 0, 1, 5, 10, 15, 30, 60 s; 60 s is
+# the cheapest interval that still shows a minute-scale stall during a restore or failover).
+ENHANCED_MONITORING_INTERVAL_S = 60
+ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
 
 def parameters() -> list[dict[str, str]]:
@@ -138,6 +143,7 @@ class PostgresPrimary(pulumi.ComponentResource):
         region = args.region
         self.parameter_group = _parameter_group(name, region, args.engine_version, self)
         self.subnet_group = _subnet_group(name, region, args.network, self)
+        self.monitoring_role = _monitoring_role(name, self)
         self.instance = aws.rds.Instance(
             name,
             region=region,
@@ -197,6 +203,7 @@ class PostgresStandby(pulumi.ComponentResource):
         retention = check_retention(args.backup_retention_days)
         self.parameter_group = _parameter_group(name, region, args.engine_version, self)
         self.subnet_group = _subnet_group(name, region, args.network, self)
+        self.monitoring_role = _monitoring_role(name, self)
         if args.source_instance_arn is not None:
             # Created in (and managed through) the DR region's API: it keeps working, and the
             # replicated backups stay restorable, with the primary region gone.
@@ -276,5 +283,40 @@ def _hardened(name: str, args, owner, retention_days: int) -> dict:
         performance_insights_enabled=True,
         performance_insights_kms_key_id=args.kms_key.arn,
         performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+        monitoring_interval=ENHANCED_MONITORING_INTERVAL_S,
+        monitoring_role_arn=owner.monitoring_role.arn,
         auto_minor_version_upgrade=True,
     )
+
+
+def _monitoring_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:
+    """The role RDS Enhanced Monitoring publishes OS metrics with (AWS's managed policy: writes
+    to the RDSOSMetrics log group only), assumable by RDS for this account only."""
+    account_id = aws.get_caller_identity_output().account_id
+    role = aws.iam.Role(
+        f"{name}-monitoring",
+        description="RDS Enhanced Monitoring: publishes the instance's OS metrics",
+        assume_role_policy=account_id.apply(
+            lambda a: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": a}},
+                        }
+                    ],
+                }
+            )
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.iam.RolePolicyAttachment(
+        f"{name}-monitoring",
+        role=role.name,
+        policy_arn=ENHANCED_MONITORING_POLICY,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return role
