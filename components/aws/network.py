@@ -18,9 +18,8 @@ would be one more bucket to lock, log and replicate (docs/security.md).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-
 import json
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -115,6 +114,7 @@ class SiteNetwork(pulumi.ComponentResource):
       functions  → database:5432, endpoints:443, S3 via the gateway endpoint  (backup/verify Lambdas)
       database   ← app, functions; no egress
       redis      ← app; no egress
+      rotation   → database:5432, endpoints:443  (the credentials' rotation function)
       endpoints  ← app, functions on 443; no egress
     """
 
@@ -124,6 +124,7 @@ class SiteNetwork(pulumi.ComponentResource):
     functions_sg: aws.ec2.SecurityGroup
     database_sg: aws.ec2.SecurityGroup
     redis_sg: aws.ec2.SecurityGroup
+    rotation_sg: aws.ec2.SecurityGroup
     endpoints_sg: aws.ec2.SecurityGroup | None = None
     endpoints: dict[str, aws.ec2.VpcEndpoint]
     # A created VPC only (an existing network's owner decides its own).
@@ -195,6 +196,7 @@ class SiteNetwork(pulumi.ComponentResource):
         self.functions_sg = sg("functions", "Backup and restore-verify functions")
         self.database_sg = sg("database", "PostgreSQL: reachable from the app and the backup functions only")
         self.redis_sg = sg("redis", "Redis: reachable from the app only")
+        self.rotation_sg = sg("rotation", "Credential rotation function: the database and Secrets Manager only")
 
         def allow(rule: str, source: aws.ec2.SecurityGroup, target: aws.ec2.SecurityGroup, port: int) -> None:
             aws.vpc.SecurityGroupIngressRule(
@@ -223,11 +225,13 @@ class SiteNetwork(pulumi.ComponentResource):
         allow("app-to-database", self.app_sg, self.database_sg, POSTGRES_PORT)
         allow("functions-to-database", self.functions_sg, self.database_sg, POSTGRES_PORT)
         allow("app-to-redis", self.app_sg, self.redis_sg, REDIS_PORT)
+        allow("rotation-to-database", self.rotation_sg, self.database_sg, POSTGRES_PORT)
 
         if self.vpc is not None:
             self.endpoints_sg = sg("endpoints", "Interface VPC endpoints of AWS APIs")
             allow("app-to-endpoints", self.app_sg, self.endpoints_sg, HTTPS_PORT)
             allow("functions-to-endpoints", self.functions_sg, self.endpoints_sg, HTTPS_PORT)
+            allow("rotation-to-endpoints", self.rotation_sg, self.endpoints_sg, HTTPS_PORT)
             s3 = aws.ec2.VpcEndpoint(
                 f"{name}-s3",
                 region=region,

@@ -39,6 +39,9 @@ class GeneratedSecretArgs:
     # Non-secret fields stored next to the password (e.g. username, port).
     fields: dict[str, str | int] = field(default_factory=dict)
     replica: SecretReplica | None = None
+    # The value is stored by `store(...)`, with fields known only later (e.g. the database's
+    # host, which rotation needs and which exists only after the password was used).
+    deferred: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,17 +74,26 @@ class GeneratedSecret(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
         self.password = pulumi.Output.secret(generated.random_password)
-        value = self.password.apply(lambda p: json.dumps({**args.fields, "password": p}))
-        aws.secretsmanager.SecretVersion(
-            name,
+        self._name, self._args = name, args
+        if not args.deferred:
+            self.store({})
+        self.arn = self.secret.arn
+        self.register_outputs({"arn": self.arn})
+
+    def store(self, late_fields: dict[str, pulumi.Input[str]]) -> aws.secretsmanager.SecretVersion:
+        """The secret's first value: the fields, these late ones, and the generated password."""
+        args = self._args
+        value = pulumi.Output.all(self.password, pulumi.Output.from_input(late_fields)).apply(
+            lambda a: json.dumps({**args.fields, **a[1], "password": a[0]})
+        )
+        return aws.secretsmanager.SecretVersion(
+            self._name,
             region=args.region,
             secret_id=self.secret.id,
             secret_string=pulumi.Output.secret(value),
             # Generated once; rotation (not a redeploy) changes it from then on.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
         )
-        self.arn = self.secret.arn
-        self.register_outputs({"arn": self.arn})
 
 
 def replica_arn(primary_arn: str, primary_region: str, replica_region: str) -> str:

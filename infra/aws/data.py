@@ -22,6 +22,7 @@ from components.aws.database import (
 from components.aws.kms import CustomerKey, CustomerKeyArgs
 from components.aws.network import SiteNetwork
 from components.aws.redis import RedisCache, RedisCacheArgs
+from components.aws.secret_rotation import PostgresRotation, PostgresRotationArgs
 from components.aws.secrets import GeneratedSecret, GeneratedSecretArgs, SecretReplica, replica_arn
 from drplan.names import BACKUP_TAG as BACKUP_TAG_PAIR
 from drplan.names import PURPOSE_TAG_KEY
@@ -95,6 +96,7 @@ def build(site: Site, network: SiteNetwork) -> DataTier:
     credentials = None
     if site.is_primary:
         database, credentials = _primary_database(site, keys.database, secrets_key, db_net)
+        _rotate(site, credentials, secrets_key, network)
     else:
         database = _standby_database(site, keys.database, db_net)
         site.export("drSecretsKmsKeyArn", secrets_key.arn)
@@ -156,6 +158,7 @@ def _primary_database(
             description="PostgreSQL master credentials (replicated to the DR region)",
             fields={"username": "postoucancer_admin", "engine": "postgres", "port": 5432, "dbname": cfg.database.name},
             replica=SecretReplica(region=cfg.peer_region, kms_key_arn=dr_key) if dr_key is not None else None,
+            deferred=True,  # the host is written once the instance exists
         ),
     )
     db = PostgresPrimary(
@@ -175,6 +178,8 @@ def _primary_database(
             tags={**BACKUP_TAG, PURPOSE_TAG_KEY: "database"},
         ),
     )
+    # The rotation function connects to the host the secret names.
+    credentials.store({"host": db.instance.address})
     # This stack's objectives table assumes the dr stack's warm standby as configured here.
     warn_if_peer_disagrees(site, "database", "warmStandby", cfg.database.warm_standby, "database.warmStandby")
     site.export("databaseInstanceArn", db.arn)
@@ -189,6 +194,24 @@ def _primary_database(
         },
     )
     return db, credentials
+
+
+def _rotate(site: Site, credentials: GeneratedSecret, key: CustomerKey, network: SiteNetwork) -> PostgresRotation:
+    """The master credentials rotate monthly (AWS's PostgreSQL single-user rotation function);
+    each new version replicates to the DR region's replica secret."""
+    rotation = PostgresRotation(
+        site.name("database-credentials-rotation"),
+        PostgresRotationArgs(
+            region=site.region,
+            secret_arn=credentials.arn,
+            secret_kms_key_arn=key.arn,
+            subnet_ids=network.private_subnet_ids,
+            security_group_ids=[network.rotation_sg.id],
+            function_name=f"postoucancer-{site.stack}-db-rotation",
+        ),
+    )
+    site.export("databaseCredentialsRotation", {"schedule": rotation.rotation.rotation_rules.schedule_expression})
+    return rotation
 
 
 def _standby_database(site: Site, db_key: CustomerKey, db_net: DatabaseNetwork) -> PostgresStandby:
