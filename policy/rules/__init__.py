@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import access, backup, functions, keys, rds, s3
+from . import access, backup, functions, hardening, keys, rds, s3
 
 POLICIES: list[Policy] = [
     *s3.POLICIES,
@@ -18,6 +18,7 @@ POLICIES: list[Policy] = [
     *keys.POLICIES,
     *access.POLICIES,
     *functions.POLICIES,
+    *hardening.POLICIES,
 ]
 
 BY_NAME: dict[str, Policy] = {p.name: p for p in POLICIES}
