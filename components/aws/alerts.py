@@ -68,7 +68,7 @@ def publisher_key_statements(account_id: str) -> list[dict]:
             "Effect": "Allow",
             "Principal": {"Service": list(PUBLISHERS)},
             "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-            "Resource": "*",
+            "Resource": "*",  # a key policy governs only its key
         }
     ]
 

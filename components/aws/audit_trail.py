@@ -72,7 +72,9 @@ def change_pattern(changes: dict[str, tuple[str, ...]] = WATCHED_CHANGES) -> str
 
 def reports_role_arn(account_id: str) -> str:
     """AWS Backup Audit Manager's service-linked role (created by AWS with the first report plan)."""
-    return f"arn:aws:iam::{account_id}:role/aws-service-role/reports.backup.amazonaws.com/AWSServiceRoleForBackupReports"
+    return (
+        f"arn:aws:iam::{account_id}:role/aws-service-role/reports.backup.amazonaws.com/AWSServiceRoleForBackupReports"
+    )
 
 
 def _reports_principal(account_id: str) -> dict:
@@ -145,7 +147,8 @@ def trail_arn(region: str, account_id: str, name: str) -> str:
 
 
 def key_statements(region: str, name: str):
-    """CloudTrail's documented key-policy statements, scoped to this trail."""
+    """CloudTrail's documented key-policy statements, scoped to this trail (in a key policy,
+    "Resource": "*" is the key itself)."""
 
     def statements(account_id: str) -> list[dict]:
         arn = trail_arn(region, account_id, name)

@@ -82,7 +82,9 @@ def controls(
     if copy_region is not None:
         found.append(
             Control(
-                "BACKUP_RESOURCES_PROTECTED_BY_CROSS_REGION", {"crossRegionList": copy_region}, scoped_to_backup_tag=True
+                "BACKUP_RESOURCES_PROTECTED_BY_CROSS_REGION",
+                {"crossRegionList": copy_region},
+                scoped_to_backup_tag=True,
             )
         )
     return found

@@ -112,6 +112,7 @@ def deny_early_deletion_policy(vault_arn: str) -> str:
                     "Effect": "Deny",
                     "Principal": {"AWS": "*"},
                     "Action": ["backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle"],
+                    # In a vault access policy "*" is this vault's recovery points.
                     "Resource": "*",
                 }
             ],
