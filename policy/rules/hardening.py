@@ -21,7 +21,6 @@ FUNCTION = "aws:lambda/function:Function"
 VPC = "aws:ec2/vpc:Vpc"
 FLOW_LOG = "aws:ec2/flowLog:FlowLog"
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
-RDS_INSTANCE = "aws:rds/instance:Instance"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 SOURCE_KEYS = ("aws:sourceaccount", "aws:sourcearn", "aws:sourceowner")
 
@@ -108,28 +107,6 @@ vpc_flow_logs_and_closed_default = StackValidationPolicy(
 )
 
 
-def _enhanced_monitoring(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != RDS_INSTANCE:
-        return
-    interval = number(get(args.props, "monitoringInterval"))
-    if not interval or interval <= 0:
-        report("monitoringInterval is 0: no Enhanced Monitoring (OS metrics during a restore or failover)")
-    elif not get(args.props, "monitoringRoleArn"):
-        report("monitoringInterval without monitoringRoleArn")
-
-
-rds_enhanced_monitoring = ResourceValidationPolicy(
-    name="rds-enhanced-monitoring",
-    description=(
-        "Every RDS instance, replicas included, has Enhanced Monitoring (monitoringInterval > 0 and a "
-        "monitoringRoleArn). Mandatory: the OS metrics are what shows why a restore, a promotion or a "
-        "failover is slower than its RTO, and they cannot be had after the fact."
-    ),
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_enhanced_monitoring,
-)
-
-
 def _service_grants_scoped(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != TOPIC_POLICY:
         return
@@ -162,6 +139,5 @@ POLICIES = [
     log_group_keyed_and_retained,
     lambda_concurrency_and_environment_key,
     vpc_flow_logs_and_closed_default,
-    rds_enhanced_monitoring,
     sns_service_grants_scoped,
 ]

@@ -306,6 +306,28 @@ rds_connections_logged = StackValidationPolicy(
 )
 
 
+def _enhanced_monitoring(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RDS_INSTANCE:
+        return
+    interval = number(get(args.props, "monitoringInterval"))
+    if not interval or interval <= 0:
+        report("monitoringInterval is 0: no Enhanced Monitoring (OS metrics during a restore or failover)")
+    elif not get(args.props, "monitoringRoleArn"):
+        report("monitoringInterval without monitoringRoleArn")
+
+
+rds_enhanced_monitoring = ResourceValidationPolicy(
+    name="rds-enhanced-monitoring",
+    description=(
+        "Every RDS instance, replicas included, has Enhanced Monitoring (monitoringInterval > 0 and a "
+        "monitoringRoleArn). Mandatory: the OS metrics are what shows why a restore, a promotion or a "
+        "failover is slower than its RTO, and they cannot be had after the fact."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_enhanced_monitoring,
+)
+
+
 POLICIES = [
     rds_encrypted,
     rds_multi_az,
@@ -319,4 +341,5 @@ POLICIES = [
     rds_iam_auth,
     rds_logs_exported,
     rds_connections_logged,
+    rds_enhanced_monitoring,
 ]

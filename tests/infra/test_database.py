@@ -96,6 +96,8 @@ HARDENED_OFF = [
     ("finalSnapshotIdentifier", None, {"rds-deletion-keeps-backups"}),
     ("deleteAutomatedBackups", True, {"rds-deletion-keeps-backups"}),
     ("enabledCloudwatchLogsExports", ["upgrade"], {"rds-logs-exported"}),
+    ("monitoringInterval", 0, {"rds-enhanced-monitoring"}),
+    ("monitoringRoleArn", None, {"rds-enhanced-monitoring"}),
 ]
 
 
@@ -130,7 +132,11 @@ def test_the_rules_cover_every_setting_the_component_hardens():
     args = SimpleNamespace(
         kms_key=SimpleNamespace(arn="k"), network=SimpleNamespace(security_group_ids=[]), physical_name="x"
     )
-    owner = SimpleNamespace(subnet_group=SimpleNamespace(name="s"), parameter_group=SimpleNamespace(name="p"))
+    owner = SimpleNamespace(
+        subnet_group=SimpleNamespace(name="s"),
+        parameter_group=SimpleNamespace(name="p"),
+        monitoring_role=SimpleNamespace(arn="m"),
+    )
     hardened = {_camel(k) for k in database._hardened("db", args, owner, 7)}
     assert hardened - checked - wiring - operational == set()
     assert {rule for _, _, rules in HARDENED_OFF for rule in rules} == RDS_RULES, "every RDS rule shown to catch"
@@ -263,7 +269,7 @@ def test_staging_differs_from_prod_only_in_size_and_its_own_resources(prod, stag
     changed = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
     size = {"instanceClass", "allocatedStorage", "maxAllocatedStorage"}
     own = {"kmsKeyId", "performanceInsightsKmsKeyId", "dbSubnetGroupName", "vpcSecurityGroupIds", "parameterGroupName"}
-    per_stack = {"password", "finalSnapshotIdentifier", "tags"}
+    per_stack = {"password", "finalSnapshotIdentifier", "tags", "monitoringRoleArn"}
     assert changed <= size | own | per_stack, changed - size - own - per_stack
     staging_cfg = load_stack_config("staging")[P + "database"]
     assert b["instanceClass"] == staging_cfg["instanceClass"] != a["instanceClass"]

@@ -55,7 +55,8 @@ def test_endpoints_for_the_data_tier_and_functions(prod):
 def test_database_reachable_only_from_app_and_functions(prod):
     rules = _ingress_to(prod, "database")
     sources = {r.inputs["referencedSecurityGroupId"] for r in rules}
-    assert sources == {_sg_id(prod, "app"), _sg_id(prod, "functions")}
+    # ...and the credentials' rotation function (docs/security.md).
+    assert sources == {_sg_id(prod, "app"), _sg_id(prod, "functions"), _sg_id(prod, "rotation")}
     assert all(r.inputs["fromPort"] == r.inputs["toPort"] == POSTGRES_PORT for r in rules)
     assert not any(r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6") for r in prod.of_type(INGRESS))
     db = prod.one("aws:rds/instance:Instance")

@@ -129,7 +129,8 @@ def test_generated_credentials_reach_their_consumers_as_secrets(prod, staging, d
     for run in (prod, staging):
         db = run.one(RDS, "primary-database")
         stored = json.loads(run.one(VERSION, "primary-database-credentials").inputs["secretString"])
-        assert set(stored) == {"username", "password", "engine", "port", "dbname"}
+        # host: the rotation function connects to it (components/aws/secret_rotation.py).
+        assert set(stored) == {"username", "password", "engine", "port", "dbname", "host"}
         assert db.inputs["password"] == stored["password"] and len(stored["password"]) >= 32
         assert "password" in db.secret_inputs
         assert run.one(REDIS).inputs["authToken"] == _generated(run)["primary-redis-auth"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi_aws as aws
 import pytest
 
-from policy.rules import hardening
+from policy.rules import hardening, rds
 from tests.policy.harness import ACCOUNT, PRIMARY_REGION, doc, names, statement, violations
 
 KEY = f"arn:aws:kms:{PRIMARY_REGION}:{ACCOUNT}:key/logs"
@@ -92,7 +92,7 @@ def database(**overrides) -> None:
     "bad", [{"monitoring_interval": 0}, {"monitoring_interval": None}, {"monitoring_role_arn": None}]
 )
 def test_enhanced_monitoring_rule(bad):
-    p = hardening.rds_enhanced_monitoring
+    p = rds.rds_enhanced_monitoring
     assert names(violations(p, lambda: database(**bad))) == {"db"}
     assert violations(p, database) == []
 

@@ -38,6 +38,8 @@ def database(
         "deletion_protection": True,
         "publicly_accessible": False,
         "parameter_group_name": pg.name if pg is not None else None,
+        "monitoring_interval": 60,
+        "monitoring_role_arn": f"arn:aws:iam::{ACCOUNT}:role/rds-monitoring",
         "iam_database_authentication_enabled": True,
         "performance_insights_enabled": True,
         "performance_insights_kms_key_id": key.arn,
