@@ -36,6 +36,7 @@ import pulumi_aws as aws
 from drplan.periods import Period
 from drplan.retention import Retention
 
+from .iam import service_trust_policy
 from .kms import CustomerKey, CustomerKeyArgs, combined, logs_key_statements
 from .replicated_bucket import AccessLogBucket, ReplicatedBucket, ReplicatedBucketArgs
 
@@ -98,19 +99,7 @@ def reports_key_statements(account_id: str) -> list[dict]:
 
 
 def trail_to_logs_trust_policy(trail: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceArn": trail}},
-                }
-            ],
-        }
-    )
+    return service_trust_policy("cloudtrail.amazonaws.com", {"StringEquals": {"aws:SourceArn": trail}})
 
 
 def trail_to_logs_policy(log_group_arn: str, account_id: str) -> str:

@@ -33,6 +33,7 @@ from drplan.periods import HOUR, Period
 from drplan.thresholds import BACKUP_OVERDUE_AFTER
 
 from . import cron
+from .iam import from_account, service_trust_policy
 from .kms import CustomerKey, CustomerKeyArgs, logs_key_statements
 
 # Lambda's ceiling for one invocation.
@@ -234,19 +235,7 @@ def _secret_env(arn: pulumi.Input[str] | None, host: pulumi.Input[str] | None = 
 
 
 def assume_role_policy(service: str, account_id: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                }
-            ],
-        }
-    )
+    return service_trust_policy(service, from_account(account_id))
 
 
 class BackupFunctions(pulumi.ComponentResource):

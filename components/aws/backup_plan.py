@@ -32,6 +32,7 @@ from drplan.schedules import SCHEDULES, Schedules
 from drplan.thresholds import RESTORE_VALIDATION_WINDOW
 
 from . import cron
+from .iam import service_trust_policy
 from .kms import CustomerKey
 
 # Resources carrying this tag are backed up (the database, the file buckets).
@@ -256,18 +257,7 @@ class GfsBackupPlan(pulumi.ComponentResource):
         self.specs = rule_specs(args.retention, args.schedules)
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "backup.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("backup.amazonaws.com"),
             description="AWS Backup: back up, copy and restore-test the data tier",
             opts=child,
         )

@@ -17,7 +17,6 @@ forces TLS through its parameter group.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from drplan.schedules import SCHEDULES, Schedules
 from drplan.thresholds import BACKUP_WINDOW_GAP
 
 from .backup_plan import SELECTION_TAG
+from .iam import from_account, service_trust_policy
 from .kms import CustomerKey
 from .windows import daily_window, weekly_window
 
@@ -297,19 +297,7 @@ def _monitoring_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:
         f"{name}-monitoring",
         description="RDS Enhanced Monitoring: publishes the instance's OS metrics",
         assume_role_policy=account_id.apply(
-            lambda a: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": a}},
-                        }
-                    ],
-                }
-            )
+            lambda a: service_trust_policy("monitoring.rds.amazonaws.com", from_account(a))
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from .iam import from_account, service_trust_policy
 from .kms import CustomerKey, CustomerKeyArgs, logs_key_statements
 
 POSTGRES_PORT = 5432
@@ -55,21 +56,12 @@ class SiteNetworkArgs:
 def flow_log_trust_policy(account_id: str, region: str) -> str:
     """VPC Flow Logs may assume the delivery role for this account's flow logs only
     (confused-deputy conditions of the VPC user guide, "IAM role for publishing flow logs")."""
-    return json.dumps(
+    return service_trust_policy(
+        "vpc-flow-logs.amazonaws.com",
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": account_id},
-                        "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{region}:{account_id}:vpc-flow-log/*"},
-                    },
-                }
-            ],
-        }
+            **from_account(account_id),
+            "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{region}:{account_id}:vpc-flow-log/*"},
+        },
     )
 
 

@@ -18,6 +18,7 @@ from drplan.periods import Period
 from drplan.retention import MULTIPART_ABORT, Retention
 from drplan.thresholds import REPLICATION_TIME_CONTROL
 
+from .iam import from_account, service_trust_policy
 from .kms import CustomerKey
 
 
@@ -325,19 +326,7 @@ class ReplicatedBucket(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-replication",
             assume_role_policy=account_id.apply(
-                lambda a: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "s3.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                                "Condition": {"StringEquals": {"aws:SourceAccount": a}},
-                            }
-                        ],
-                    }
-                )
+                lambda a: service_trust_policy("s3.amazonaws.com", from_account(a))
             ),
             opts=child,
         )

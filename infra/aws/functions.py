@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
     from infra.aws.app import App
 
 REPOSITORY = "postoucancer/{stack}/backup-functions"
-ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "postgres"
 
 
@@ -74,8 +72,10 @@ def _repository(site: Site) -> tuple[aws.ecr.Repository, pulumi.Output[str]]:
     auth = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id, region=site.region)
     image = docker_build.Image(
         site.name("backup-functions-image"),
-        context={"location": str(ROOT)},
-        dockerfile={"location": str(ROOT / "lambdas" / "Dockerfile")},
+        # Relative to the project directory (where Pulumi.yaml is, the program's working directory):
+        # the recorded inputs, and so the image's diff, do not depend on where the checkout lives.
+        context={"location": "."},
+        dockerfile={"location": "lambdas/Dockerfile"},
         platforms=["linux/amd64"],  # Lambda's default x86_64 architecture
         push=True,
         # A preview (and the policy pack's) needs no Docker daemon; `pulumi up` builds and pushes.
