@@ -32,8 +32,10 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
+# Two workers, one test file each at a time: the data-plane files wait on PostgreSQL, moto and
+# Azurite subprocesses, the mock-runtime files on the CPU; session fixtures are per worker.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 drill: setup-dev
 	$(BIN)/python -m drill
