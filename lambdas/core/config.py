@@ -181,10 +181,15 @@ class VerifyRequest(_Request):
     @classmethod
     def _manifest_under_prefix(cls, v: str | None, info: ValidationInfo) -> str | None:
         # A field validator, not a model one: the error then names manifest_key and its fix.
-        database = info.data.get("database")
-        if v is not None and database and f"/{database}/manifests/" not in f"/{v}":
-            raise ValueError(f"{v!r} is not a manifest of database {database!r}")
-        return v
+        return manifest_of_database(v, info)
+
+
+def manifest_of_database(key: str | None, info: ValidationInfo) -> str | None:
+    """A request's manifest_key must lie under its own database's manifests/ (validator body)."""
+    database = info.data.get("database")
+    if key is not None and database and f"/{database}/manifests/" not in f"/{key}":
+        raise ValueError(f"{key!r} is not a manifest of database {database!r}")
+    return key
 
 
 def load_request(model: type[_Request], event: Any, environ: Mapping[str, str] | None = None):

@@ -46,7 +46,18 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from drplan import layout
 
 from .audit import Actor, AuditEvent
-from .config import _BUCKET, _COMMON_ENV, _COMMON_FIX, _DB_NAME, _PREFIX, POLICY_ENV, BackupRequest, Policy, _Request
+from .config import (
+    _BUCKET,
+    _COMMON_ENV,
+    _COMMON_FIX,
+    _DB_NAME,
+    _PREFIX,
+    POLICY_ENV,
+    BackupRequest,
+    Policy,
+    _Request,
+    manifest_of_database,
+)
 from .errors import AlreadyExists, DataPlaneError, NotFound
 from .failure import as_failure
 from .pg import DbConn
@@ -177,10 +188,7 @@ class ExportRequest(_GdprRequest):
     @field_validator("manifest_key")
     @classmethod
     def _a_manifest_of_database(cls, v: str | None, info: ValidationInfo) -> str | None:
-        database = info.data.get("database")
-        if v is not None and database and f"/{database}/manifests/" not in f"/{v}":
-            raise ValueError(f"{v!r} is not a manifest of database {database!r}")
-        return v
+        return manifest_of_database(v, info)
 
     @field_validator("export_kms_key_id")
     @classmethod
