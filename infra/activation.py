@@ -79,6 +79,15 @@ class PropertyChange:
 SHOWN_PROPERTIES = 4
 
 
+# Updates that look harmless in a diff but that the provider refuses, with its words: an
+# instance that is (or was) a primary cannot be made a replica (terraform-provider-aws,
+# resourceInstanceUpdate: "cannot elect new source database for replication"); a new
+# replica is a new instance (config database.generation, docs/failback.md).
+REFUSED: dict[tuple[str, str], str] = {
+    ("aws:rds/instance:Instance", "replicateSourceDb"): "cannot elect new source database for replication",
+}
+
+
 @dataclass
 class Change:
     action: str  # "create" | "delete" | "update" | "replace"
@@ -89,9 +98,20 @@ class Change:
     properties: list[PropertyChange] = field(default_factory=list)
 
     @property
+    def refused(self) -> str | None:
+        """Why the provider would refuse this update, if it would."""
+        if self.action != "update":
+            return None
+        for p in self.properties:
+            why = REFUSED.get((self.type, p.path))
+            if why and p.before is _ABSENT and p.after is not _ABSENT:
+                return why
+        return None
+
+    @property
     def risky(self) -> bool:
-        """A stateful resource replaced or deleted: activation must never do this."""
-        return self.stateful and self.action in ("delete", "replace")
+        """A stateful resource replaced or deleted, or an update the provider refuses."""
+        return (self.stateful and self.action in ("delete", "replace")) or self.refused is not None
 
     @property
     def paths(self) -> set[str]:
@@ -99,7 +119,7 @@ class Change:
 
     def __str__(self) -> str:
         sign = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}[self.action]
-        flag = " [STATEFUL]" if self.stateful else ""
+        flag = (" [STATEFUL]" if self.stateful else "") + (f" [REFUSED: {self.refused}]" if self.refused else "")
         head = f"{sign} {self.action:<7} {self.type.split(':')[-1]} {self.name}{flag}"
         if self.action in ("update", "replace"):
             shown = self.properties[:SHOWN_PROPERTIES]

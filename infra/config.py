@@ -120,6 +120,12 @@ class Database(_Strict):
     size_gb: float = Field(20, alias="sizeGb", gt=0)
     warm_standby: bool = Field(True, alias="warmStandby")
     name: str = "postoucancer"
+    # Failback (docs/failback.md): a promoted instance can never become a replica again, so each
+    # re-seeding is a new instance. The generation names it; raising it is the re-seed.
+    generation: int = Field(1, ge=1)
+    # Failback, primary site only: this generation is a cross-region replica of the peer's
+    # (promoted) database until it is set back to false, which promotes it.
+    replica_of_peer: bool = Field(False, alias="replicaOfPeer")
 
 
 class Redis(_Strict):
@@ -462,6 +468,7 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             "pulumi config rm activated",
         )
     _check_activation_and_dns(cfg)
+    _check_failback(cfg)
     if cfg.objectives is not None:
         for key in ("rto", "rpo"):
             declared = getattr(cfg.objectives, key)
@@ -496,6 +503,32 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             False,
             "would leave production backups deletable (ransomware scenario)",
             "pulumi config rm vaultLock",
+        )
+
+
+def _check_failback(cfg: StackConfig) -> None:
+    db = cfg.database
+    if db.replica_of_peer and cfg.role is not Role.PRIMARY:
+        raise _bad(
+            "database.replicaOfPeer",
+            True,
+            "is a failback step of the primary site (the dr site's standby follows the primary already)",
+            "pulumi config rm --path database.replicaOfPeer",
+        )
+    if db.replica_of_peer and db.generation < 2:
+        raise _bad(
+            "database.replicaOfPeer",
+            True,
+            "needs a new database generation: the existing instance was a primary and RDS cannot make it a "
+            "replica (\"cannot elect new source database for replication\")",
+            f"pulumi config set --path database.generation {db.generation + 1}",
+        )
+    if db.replica_of_peer and not db.warm_standby:
+        raise _bad(
+            "database.replicaOfPeer",
+            True,
+            "re-seeds from the DR site's promoted database, which exists only with database.warmStandby",
+            "pulumi config rm --path database.replicaOfPeer   (restore from the DR site's backups instead)",
         )
 
 

@@ -170,22 +170,38 @@ def objectives_lines(run: StackRun) -> list[str]:
     return lines
 
 
-def activation_lines(pair: PairRun) -> list[str]:
-    try:
-        from infra.activation import diff_activation  # the activation engineer's diff, if present
-    except ImportError:
-        return []
-    from infra.activation import diff_completion
+def _rehearsal(pair: PairRun):
+    """The documented failover and failback, if they are written for this pair's stacks."""
+    from infra.failback import rehearse
+
+    ups = rehearse(pair)
+    return ups if ups.ups else None
+
+
+def activation_lines(pair: PairRun, rehearsal=None) -> list[str]:
+    from infra.activation import diff_activation, diff_completion
 
     try:
-        changes = diff_activation(pair)
-        completion = diff_completion(pair)
+        if rehearsal is not None:  # the same runs as the documented failover: no extra run
+            changes, completion = rehearsal.ups[0].changes, rehearsal.ups[1].changes
+        else:
+            changes, completion = diff_activation(pair), diff_completion(pair)
     except Exception as e:
         return [f"  (activation preview failed: {e})"]
     lines = [f"  {line}" for line in (str(c) for c in changes)] or ["  (no change)"]
     # The second step, once service is back: the promoted database goes Multi-AZ at full size.
     lines.append("  then `pulumi config set activationComplete true` and `pulumi up`:")
     lines += [f"    {c}" for c in completion] or ["    (no change)"]
+    return lines
+
+
+def failback_lines(rehearsal) -> list[str]:
+    """Each `pulumi up` of docs/failback.md after the activation, with what it changes."""
+    lines = []
+    for up in rehearsal.ups[2:]:
+        lines.append(f"  `{up.command.text}` ({up.command.path.name}:{up.command.line}):")
+        lines += [f"    {c}" for c in up.changes] or ["    (no change)"]
+    lines += [f"  PROBLEM: {p}" for p in rehearsal.all_problems()]
     return lines
 
 
@@ -218,13 +234,16 @@ def render_text(pairs: dict[str, PairRun]) -> str:
             out.append("")
             out.append("  cross-region links:")
             out.extend(f"    {a} → {b}   ({via})" for a, b, via in edges)
-        act = activation_lines(pair)
-        if act:
+        rehearsal = _rehearsal(pair)
+        out.append("")
+        out.append(
+            f"  what `pulumi config set activated true -s {pair.dr.stack} && pulumi up -s {pair.dr.stack}` changes:"
+        )
+        out.extend(activation_lines(pair, rehearsal))
+        if rehearsal is not None:
             out.append("")
-            out.append(
-                f"  what `pulumi config set activated true -s {pair.dr.stack} && pulumi up -s {pair.dr.stack}` changes:"
-            )
-            out.extend(act)
+            out.append("  failback (docs/failback.md), each `pulumi up` in order:")
+            out.extend(failback_lines(rehearsal))
         out.append("")
     return "\n".join(out)
 
@@ -272,6 +291,7 @@ def to_json(pairs: dict[str, PairRun]) -> dict[str, Any]:
                     "name": r.name,
                     "parent": r.parent_type,
                     "protect": r.protect,
+                    "retainOnDelete": r.retain_on_delete,
                     "region": r.region,
                     "inputs": r.inputs,
                 }

@@ -13,6 +13,13 @@ forces TLS through its parameter group.
     key. With `promote=True` (the site's `activated: true`) the same resource loses
     `replicate_source_db`: RDS promotes it in place to a standalone, writable primary.
     Its logical name, URN and protection stay; nothing is replaced.
+
+A promoted instance never becomes a replica again (RDS: "cannot elect new source database
+for replication"), so failback re-seeds with new instances: `generation` (config
+`database.generation`) names them, `<name>-g<N>` from the second on. Every instance is
+retained on delete: an instance that leaves the program (a former generation, after
+`pulumi state unprotect`) stays in AWS with its diverged data until someone deletes it on
+purpose (docs/failback.md).
 """
 
 from __future__ import annotations
@@ -84,6 +91,14 @@ def check_retention(days: int) -> int:
     return days
 
 
+def instance_name(name: str, generation: int) -> str:
+    """The logical (and final-snapshot) name of a generation's instance; the first keeps the
+    component's name, so that stacks deployed before generations existed change nothing."""
+    if generation < 1:
+        raise ValueError(f"{name}: database generations start at 1, not {generation}")
+    return name if generation == 1 else f"{name}-g{generation}"
+
+
 @dataclass
 class DatabaseNetwork:
     subnet_ids: list[pulumi.Input[str]]
@@ -130,6 +145,11 @@ class PostgresPrimaryArgs:
     # so that stacks sharing an account never collide. Default: the resource name.
     physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # Failback: the instance of this generation is born a replica of another region's database.
+    generation: int = 1
+    # Failback seeding: the ARN of the (promoted) DR database this generation replicates until
+    # it is switched over (None again promotes it, in place). Only for generation 2 and later.
+    replicate_from: pulumi.Input[str] | None = None
 
 
 class PostgresPrimary(pulumi.ComponentResource):
@@ -144,25 +164,44 @@ class PostgresPrimary(pulumi.ComponentResource):
         self.parameter_group = _parameter_group(name, region, args.engine_version, self)
         self.subnet_group = _subnet_group(name, region, args.network, self)
         self.monitoring_role = _monitoring_role(name, self)
+        instance = instance_name(name, args.generation)
+        seeding = args.replicate_from is not None
+        if seeding and args.generation < 2:
+            raise ValueError(f"{name}: the first generation was created a primary; a replica is a new generation")
+        # The first generation was created with credentials; a later one was born a replica and
+        # inherits them (with the database) from its source: declaring them would be refused.
+        credentials = (
+            dict(db_name=args.db_name, username=args.username, password=pulumi.Output.secret(args.password))
+            if args.generation == 1
+            else {}
+        )
         self.instance = aws.rds.Instance(
-            name,
+            instance,
             region=region,
             engine="postgres",
             engine_version=args.engine_version,
+            # Seeding, it replicates the DR site's database across regions; the switch-over
+            # removes this and RDS promotes the instance in place.
+            replicate_source_db=args.replicate_from,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb,
             max_allocated_storage=args.allocated_storage_gb * STORAGE_AUTOSCALING_FACTOR,
+            # Multi-AZ from birth, even while a replica (RDS creates Multi-AZ read replicas): the
+            # switch-over is then a promotion only, with no conversion to wait for.
             multi_az=True,
-            db_name=args.db_name,
-            username=args.username,
-            password=pulumi.Output.secret(args.password),
-            **_hardened(name, args, self, check_retention(args.backup_retention_days)),
+            **credentials,
+            **{**_hardened(instance, args, self, check_retention(args.backup_retention_days)),
+               **(REPLICA_DELETION if seeding else {})},
+            # A later generation's promotion (the switch-over) must not wait for the maintenance
+            # window; the first keeps the window for its size changes, as it always had.
+            apply_immediately=True if args.generation > 1 else None,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=True,
+                retain_on_delete=True,
                 # The password is generated once and lives in Secrets Manager from then on.
-                ignore_changes=["password"],
+                ignore_changes=["password"] if args.generation == 1 else None,
             ),
         )
         self.arn = self.instance.arn
@@ -189,6 +228,8 @@ class PostgresStandbyArgs:
     # so that stacks sharing an account never collide. Default: the resource name.
     physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # Failback re-seeds the standby as a new instance (the promoted one cannot follow again).
+    generation: int = 1
 
 
 class PostgresStandby(pulumi.ComponentResource):
@@ -208,12 +249,16 @@ class PostgresStandby(pulumi.ComponentResource):
             # Created in (and managed through) the DR region's API: it keeps working, and the
             # replicated backups stay restorable, with the primary region gone.
             self.backups = aws.rds.InstanceAutomatedBackupsReplication(
-                f"{name}-backups",
+                f"{instance_name(name, args.generation)}-backups",
                 region=region,
                 source_db_instance_arn=args.source_instance_arn,
                 kms_key_id=args.kms_key.arn,
                 retention_period=retention,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
+                # It replicates the instance it was created for (the source is ForceNew): during
+                # failback the primary site exports its next generation before this site
+                # re-seeds, and that must not replace a protected resource. A new source comes
+                # with a new generation, hence a new resource.
+                opts=pulumi.ResourceOptions(parent=self, protect=True, ignore_changes=["sourceDbInstanceArn"]),
             )
         if args.warm_standby and (args.source_instance_arn is not None or args.promote):
             self.replica = self._replica(name, args, retention)
@@ -229,8 +274,9 @@ class PostgresStandby(pulumi.ComponentResource):
         if args.production_scale and not promoted:
             raise ValueError(f"{name}: production_scale applies to a promoted standby only")
         scaled = promoted and args.production_scale
+        instance = instance_name(name, args.generation)
         return aws.rds.Instance(
-            name,
+            instance,
             region=args.region,
             # Present: a cross-region read replica of the primary. Absent (activation):
             # RDS promotes this same instance to a standalone primary, in place.
@@ -245,13 +291,13 @@ class PostgresStandby(pulumi.ComponentResource):
             # "FinalDBSnapshotIdentifier ... can't be specified when deleting a read replica";
             # SkipFinalSnapshot "must be enabled"): until promoted it takes none (its data is the
             # primary's, which keeps its own); promoted, it takes one like any primary.
-            **{**_hardened(name, args, self, retention), **({} if promoted else REPLICA_DELETION)},
+            **{**_hardened(instance, args, self, retention), **({} if promoted else REPLICA_DELETION)},
             apply_immediately=True,  # promotion must not wait for the maintenance window
             # Promoted, it carries the backup tag: the DR site's own plan starts protecting it.
             tags={**args.tags, "role": "primary", **dict([SELECTION_TAG])}
             if promoted
             else {**args.tags, "role": "warm-standby"},
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
 
 
@@ -278,7 +324,7 @@ def _hardened(name: str, args, owner, retention_days: int) -> dict:
         delete_automated_backups=False,
         deletion_protection=True,
         skip_final_snapshot=False,
-        final_snapshot_identifier=f"{args.physical_name or name}-final",
+        final_snapshot_identifier=f"{_physical(name, args)}-final",
         enabled_cloudwatch_logs_exports=LOG_EXPORTS,
         performance_insights_enabled=True,
         performance_insights_kms_key_id=args.kms_key.arn,
@@ -287,6 +333,14 @@ def _hardened(name: str, args, owner, retention_days: int) -> dict:
         monitoring_role_arn=owner.monitoring_role.arn,
         auto_minor_version_upgrade=True,
     )
+
+
+def _physical(instance: str, args) -> str:
+    """The physical base name of a generation's instance: `physical_name`, plus `-g<N>` from the
+    second generation on (final snapshots are unique per account and region)."""
+    if not args.physical_name:
+        return instance
+    return instance_name(args.physical_name, getattr(args, "generation", 1))
 
 
 def _monitoring_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:

@@ -26,6 +26,7 @@ from components.aws.secret_rotation import PostgresRotation, PostgresRotationArg
 from components.aws.secrets import GeneratedSecret, GeneratedSecretArgs, SecretReplica, replica_arn
 from drplan.names import BACKUP_TAG as BACKUP_TAG_PAIR
 from drplan.names import PURPOSE_TAG_KEY
+from infra.config import PROJECT, ConfigError
 from infra.site import Site
 
 BACKUP_TAG = dict([BACKUP_TAG_PAIR])
@@ -161,6 +162,7 @@ def _primary_database(
             deferred=True,  # the host is written once the instance exists
         ),
     )
+    replicate_from = _failback_source(site)
     db = PostgresPrimary(
         site.name("database"),
         PostgresPrimaryArgs(
@@ -175,7 +177,11 @@ def _primary_database(
             db_name=cfg.database.name,
             username="postoucancer_admin",
             physical_name=f"{site.stack}-database",
-            tags={**BACKUP_TAG, PURPOSE_TAG_KEY: "database"},
+            # While it replicates the DR site's database during failback, that database is the
+            # one written to and the DR site's plan protects it; promoted, this site's plan does.
+            tags={PURPOSE_TAG_KEY: "database", **({} if replicate_from is not None else BACKUP_TAG)},
+            generation=cfg.database.generation,
+            replicate_from=replicate_from,
         ),
     )
     # The rotation function connects to the host the secret names.
@@ -183,17 +189,33 @@ def _primary_database(
     # This stack's objectives table assumes the dr stack's warm standby as configured here.
     warn_if_peer_disagrees(site, "database", "warmStandby", cfg.database.warm_standby, "database.warmStandby")
     site.export("databaseInstanceArn", db.arn)
+    site.export("databaseIdentifier", db.instance.identifier)
     site.export("databaseEndpoint", db.instance.address)
     site.export("databaseSecretArn", credentials.arn)
     site.export(
         "database",
         {
-            "role": "primary",
+            "role": "failback replica (of the DR site's database)" if replicate_from is not None else "primary",
             "multiAz": True,
+            "generation": cfg.database.generation,
             "credentialsReplicatedTo": cfg.peer_region if dr_key is not None else None,
         },
     )
     return db, credentials
+
+
+def _failback_source(site: Site) -> pulumi.Output[str] | None:
+    """`database.replicaOfPeer`: the DR site's (promoted) database this generation replicates."""
+    if not site.cfg.database.replica_of_peer:
+        return None
+    source = site.peer.get("replicaInstanceArn")
+    if source is None:
+        raise ConfigError(
+            f"config key '{PROJECT}:database.replicaOfPeer' = true needs the DR database to replicate, but peer "
+            f"stack '{site.peer.name}' exports no replicaInstanceArn (no warm standby, or never deployed); fix: "
+            f"pulumi config rm --path database.replicaOfPeer   (and restore from the DR site's backups instead)"
+        )
+    return source
 
 
 def _rotate(site: Site, credentials: GeneratedSecret, key: CustomerKey, network: SiteNetwork) -> PostgresRotation:
@@ -233,10 +255,12 @@ def _standby_database(site: Site, db_key: CustomerKey, db_net: DatabaseNetwork) 
             engine_version=cfg.database.engine_version,
             physical_name=f"{site.stack}-database",
             tags={PURPOSE_TAG_KEY: "database"},
+            generation=cfg.database.generation,
         ),
     )
     if standby.replica is not None:
         site.export("replicaInstanceArn", standby.replica.arn)
+        site.export("databaseIdentifier", standby.replica.identifier)
         site.export("databaseEndpoint", standby.replica.address)
     if standby.backups is not None:
         site.export("replicatedBackupsArn", standby.backups.id)
@@ -249,7 +273,12 @@ def _standby_database(site: Site, db_key: CustomerKey, db_net: DatabaseNetwork) 
             if standby.replica
             else "replicated backups only",
             "warmStandby": cfg.database.warm_standby,
+            "generation": cfg.database.generation,
             "crossRegionPitr": standby.backups is not None,
         },
     )
+    if not cfg.activated:
+        # A standby follows the primary's current generation; after a failback the primary's is
+        # newer until this site re-seeds (database.generation here too).
+        warn_if_peer_disagrees(site, "database", "generation", cfg.database.generation, "database.generation")
     return standby

@@ -132,6 +132,29 @@ CASES = [
         (),
         ["postoucancer-dr:network", "subnetIds"],
     ),
+    # Failback (docs/failback.md): a primary becomes a replica only as a new instance.
+    (
+        "failback-replica-on-the-dr-site",
+        "dr",
+        {P + "database": {"replicaOfPeer": True, "generation": 2}},
+        (),
+        ["database.replicaOfPeer", "failback step of the primary site", "config rm --path database.replicaOfPeer"],
+    ),
+    (
+        "failback-replica-without-a-new-generation",
+        "prod",
+        {P + "database": {"replicaOfPeer": True}},
+        (),
+        ["database.replicaOfPeer", "cannot elect new source database", "--path database.generation 2"],
+    ),
+    (
+        "failback-replica-without-a-warm-standby",
+        "prod",
+        {P + "database": {"replicaOfPeer": True, "generation": 2, "warmStandby": False}},
+        (),
+        ["database.replicaOfPeer", "database.warmStandby"],
+    ),
+    ("generation-zero", "prod", {P + "database": {"generation": 0}}, (), ["database.generation", "0"]),
     (
         "topology-misses-objectives",
         "prod",

@@ -130,6 +130,11 @@ def _check_pulumi(argv, runs):
             assert "--secret" in argv, f"{key} is a secret: set it with --secret"
         if op == "set" and key == "activated":
             assert pos[2] in ("true", "false")
+    elif sub == "state":
+        # Only releasing a resource from protection, and only one the program declares.
+        assert pos[0] == "unprotect" and len(pos) == 2, pos
+        assert any(r.by_urn(pos[1]) for r in runs[stack]), f"stack {stack} declares no {pos[1]}"
+        assert "--yes" in argv
     elif sub == "stack":
         assert pos[0] in ("output", "select", "init")
         if pos[0] == "init":
@@ -231,7 +236,12 @@ def _check_psql(argv, runs):
     sql = _option(argv, "-c")
     assert sql, "psql -c <SQL>"
     first = sql.split()[0].lower()
-    assert first in ("select", "with", "show") or first == "\\copy", f"not read-only: {sql}"
+    # The one write a runbook may make: failback's write pause (and its lifting), which makes
+    # the database read-only for new sessions and changes no data.
+    fence = re.fullmatch(
+        r"ALTER DATABASE postoucancer (SET default_transaction_read_only = on|RESET default_transaction_read_only)", sql
+    )
+    assert first in ("select", "with", "show") or first == "\\copy" or fence, f"not read-only: {sql}"
 
 
 CHECKERS = {
@@ -267,6 +277,11 @@ def test_every_runbook_command_exists_in_this_project(command, runs):
         "aws rds restore-db-instance-from-nowhere --region eu-west-3",
         "aws rds restore-db-instance-to-point-in-time --restore-tme x",
         'psql "$DB_DSN" -c "DELETE FROM posts"',
+        'psql "$DB_DSN" -c "ALTER DATABASE postoucancer OWNER TO attacker"',
+        "pulumi state unprotect 'urn:pulumi:prod::postoucancer-dr::postoucancer:aws:X$aws:s3/bucket:Bucket::nope' "
+        "--stack prod --yes",
+        "pulumi state delete 'urn:pulumi:prod::postoucancer-dr::postoucancer:aws:PostgresPrimary"
+        "$aws:rds/instance:Instance::primary-database' --stack prod --yes",
         "psql postgres://admin:secret@host/db -c 'SELECT 1'",
     ],
 )
