@@ -114,3 +114,12 @@ def test_the_document_names_every_command_the_rehearsal_runs():
     texts = [c.text for c in sequence() if c.path == FAILBACK_DOC]
     assert any("database.replicaOfPeer true" in t for t in texts)
     assert any("database.generation 2 --stack dr" in t for t in texts)
+
+
+def test_every_state_of_the_sequence_passes_the_policy_pack(rehearsal):
+    """The gate a real `pulumi up --policy-pack policy` applies at each step (a replica without a
+    final snapshot, a promoted one with it, the seeding primary without the backup tag)."""
+    from infra import policy_check
+
+    violations = policy_check.check_stacks([up.run for up in rehearsal.ups])
+    assert [str(v) for v in violations if v.mandatory] == []
