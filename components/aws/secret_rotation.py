@@ -29,6 +29,10 @@ from drplan.schedules import SCHEDULES, Schedules
 POSTGRES_SINGLE_USER = (
     "arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSPostgreSQLRotationSingleUser"
 )
+# Pinned like any dependency: an unpinned application deploys whatever AWS published last, and a
+# new version is a change to review. The version AWS CDK pins for the same application
+# (aws-cdk-lib, aws-secretsmanager SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER).
+POSTGRES_SINGLE_USER_VERSION = "1.1.671"
 ROTATION_DAY_OF_MONTH = 15  # away from the 1st (monthly backup) and the month's end
 ROTATION_WINDOW = "2h"
 # Half a day after the backup slot: no backup or restore test is running then.
@@ -67,6 +71,7 @@ class PostgresRotation(pulumi.ComponentResource):
             region=region,
             name=args.function_name,
             application_id=POSTGRES_SINGLE_USER,
+            semantic_version=POSTGRES_SINGLE_USER_VERSION,
             # The template creates the function's role and the permission Secrets Manager invokes it with.
             capabilities=["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"],
             parameters={

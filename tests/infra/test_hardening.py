@@ -153,6 +153,8 @@ def test_master_credentials_rotate_with_aws_postgres_function(request, stack):
     assert rotation.inputs["rotationRules"]["scheduleExpression"].startswith("cron(")
     app = run.one("aws:serverlessrepository/cloudFormationStack:CloudFormationStack")
     assert app.inputs["applicationId"].endswith(":applications/SecretsManagerRDSPostgreSQLRotationSingleUser")
+    # Pinned: without a version the provider deploys whatever AWS published last.
+    assert re.fullmatch(r"\d+\.\d+\.\d+", app.inputs["semanticVersion"])
     function = app.inputs["parameters"]["functionName"]
     assert rotation.inputs["rotationLambdaArn"].endswith(f":function:{function}")
     assert app.urn in rotation.dependencies
