@@ -157,7 +157,7 @@ def _parameters(name: str, resource_group_name, server, parent) -> list[azure_na
                 configuration_name=key,
                 value=value,
                 source=PARAMETER_SOURCE,
-                opts=pulumi.ResourceOptions(parent=parent, depends_on=made[-1:] or [server]),
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=[server, *made[-1:]]),
             )
         )
     return made

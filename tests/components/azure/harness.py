@@ -67,6 +67,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Maps whose keys are data, not property names.
+_DATA_MAPS = {"tags", "userAssignedIdentities"}
+
+
+def untranslated_keys(value: Any, path: str = "") -> list[str]:
+    """Keys still in the SDK's snake_case: an input the SDK did not translate to the engine's
+    names (a dict passed where a union type expects its Args class) reaches ARM misspelled."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else k
+            if "_" in k and not k.startswith("__"):
+                found.append(where)
+            if k not in _DATA_MAPS:
+                found += untranslated_keys(v, where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += untranslated_keys(v, f"{path}[{i}]")
+    return found
+
+
 def run(program: Callable[[], None]) -> Run:
     """Run `program` under mocks; exceptions it raises propagate (the constraint tests)."""
     import pulumi
@@ -84,9 +105,15 @@ def run(program: Callable[[], None]) -> Run:
             rid = arm_id(f"Microsoft.{kind}", str(name))
             state.setdefault("name", name)
             identity = state.get("identity")
-            if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
-                digest = hashlib.sha256(rid.encode()).hexdigest()
-                state["identity"] = {**identity, "principalId": f"{digest[:8]}-{digest[8:12]}-4000-8000-{digest[:12]}"}
+            if isinstance(identity, dict):
+                identity = dict(identity)
+                # The SDKs take user-assigned identities as a list of ids; ARM answers a map.
+                if isinstance(identity.get("userAssignedIdentities"), list):
+                    identity["userAssignedIdentities"] = {i: {} for i in identity["userAssignedIdentities"]}
+                if "SystemAssigned" in str(identity.get("type", "")):
+                    digest = hashlib.sha256(rid.encode()).hexdigest()
+                    identity["principalId"] = f"{digest[:8]}-{digest[8:12]}-4000-8000-{digest[:12]}"
+                state["identity"] = identity
             return rid, state
 
         def call(self, args):
@@ -130,6 +157,10 @@ def run(program: Callable[[], None]) -> Run:
             asyncio.set_event_loop(None)
 
     contextvars.copy_context().run(_run)
+    for r in out.resources:
+        bad = untranslated_keys(r.inputs) if r.type.startswith("azure-native:") else []
+        if bad:
+            raise AssertionError(f"{r.type} {r.name}: inputs not in the engine's names: {bad}")
     return out
 
 

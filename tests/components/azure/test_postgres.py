@@ -9,6 +9,8 @@ Sources: Azure Database for PostgreSQL flexible server docs - "Backup and restor
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from components.azure.postgres import (
@@ -99,7 +101,7 @@ def test_tls_parameters_are_written_one_at_a_time_with_value_and_source(stack):
     assert all(p.inputs["source"] == "user-override" for p in params)
     order = sorted(params, key=lambda p: len(p.dependencies))
     # Each parameter waits for the one before it (the first for the server).
-    for before, after in zip(order, order[1:], strict=False):
+    for before, after in itertools.pairwise(order):
         assert before.urn in after.dependencies
 
 
