@@ -5,7 +5,6 @@ cannot drift apart; every number comes from drplan."""
 from __future__ import annotations
 
 import pulumi_azure_native as azure_native
-import pytest
 
 from components.azure.backup_vault import PostgresBackupVault, PostgresBackupVaultArgs, policy_rules
 from components.azure.container_jobs import WRITER_ACTIONS, WRITER_DATA_ACTIONS
@@ -28,7 +27,7 @@ def pg_server(**over) -> None:
     PostgresServer("db", PostgresServerArgs(**{**args, **over}))
 
 
-def raw_server(**props) -> None:
+def raw_server(name: str = "db", **props) -> None:
     base = {
         "resource_group_name": "rg", "create_mode": "Create",
         "data_encryption": {"type": "AzureKeyVault", "primary_key_uri": "k", "geo_backup_key_uri": "g"},
@@ -36,24 +35,29 @@ def raw_server(**props) -> None:
         "high_availability": {"mode": "ZoneRedundant"},
         "backup": {"backup_retention_days": 7, "geo_redundant_backup": "Enabled"},
     }
-    azure_native.dbforpostgresql.Server("db", **{**base, **props})
+    azure_native.dbforpostgresql.Server(name, **{**base, **props})
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"high_availability": {"mode": "Disabled"}},
-        {"backup": {"backup_retention_days": 7, "geo_redundant_backup": "Disabled"}},
-        {"backup": {"backup_retention_days": 3, "geo_redundant_backup": "Enabled"}},
-        {"data_encryption": {"type": "SystemManaged"}},
-        {"data_encryption": {"type": "AzureKeyVault", "primary_key_uri": "k"}},  # no key for the geo copy
-        {"network": {"public_network_access": "Enabled"}},
-    ],
-)
-def test_postgres_hardened_rule(bad):
-    p = azure_data.azure_postgres_hardened
-    assert names(violations(p, lambda: raw_server(**bad))) == {"db"}
-    assert violations(p, pg_server) == []
+BAD_SERVERS = [
+    {"high_availability": {"mode": "Disabled"}},
+    {"backup": {"backup_retention_days": 7, "geo_redundant_backup": "Disabled"}},
+    {"backup": {"backup_retention_days": 3, "geo_redundant_backup": "Enabled"}},
+    {"data_encryption": {"type": "SystemManaged"}},
+    {"data_encryption": {"type": "AzureKeyVault", "primary_key_uri": "k"}},  # no key for the geo copy
+    {"network": {"public_network_access": "Enabled"}},
+]
+
+
+def test_postgres_hardened_rule():
+    """One program: each bad server is caught, the component's server passes."""
+
+    def program():
+        pg_server()
+        for i, bad in enumerate(BAD_SERVERS):
+            raw_server(f"bad-{i}", **bad)
+
+    found = violations(azure_data.azure_postgres_hardened, program)
+    assert names(found) == {f"bad-{i}" for i in range(len(BAD_SERVERS))}
 
 
 def test_postgres_replica_is_judged_as_a_replica():
@@ -83,24 +87,28 @@ def vault(retention=RETENTION[Tier.PROD], locked=True) -> PostgresBackupVault:
                                                                 locked=locked))
 
 
-def raw_vault(state="Locked", soft="AlwaysOn", storage="GeoRedundant", crr="Enabled") -> None:
-    azure_native.dataprotection.BackupVault("vault", resource_group_name="rg", properties={
+def raw_vault(name="vault", state="Locked", soft="AlwaysOn", storage="GeoRedundant", crr="Enabled") -> None:
+    azure_native.dataprotection.BackupVault(name, resource_group_name="rg", properties={
         "storage_settings": [{"datastore_type": "VaultStore", "type": storage}],
         "feature_settings": {"cross_region_restore_settings": {"state": crr}},
         "security_settings": {"immutability_settings": {"state": state}, "soft_delete_settings": {"state": soft}},
     })
 
 
-@pytest.mark.parametrize(
-    "bad", [{"state": "Unlocked"}, {"soft": "On"}, {"storage": "LocallyRedundant"}, {"crr": "Disabled"}],
-)
-def test_backup_vault_rule(bad):
+BAD_VAULTS = [{"state": "Unlocked"}, {"soft": "On"}, {"storage": "LocallyRedundant"}, {"crr": "Disabled"}]
+
+
+def test_backup_vault_rule():
+    def program():
+        vault()
+        for i, bad in enumerate(BAD_VAULTS):
+            raw_vault(f"bad-{i}", **bad)
+
     p = azure_data.azure_backup_vault_immutable
-    assert names(violations(p, lambda: raw_vault(**bad), site=PROD_SITE)) == {"vault"}
-    assert violations(p, vault, site=PROD_SITE) == []
+    assert names(violations(p, program, site=PROD_SITE)) == {f"bad-{i}" for i in range(len(BAD_VAULTS))}
     # Staging: reversible immutability and soft delete are enough, disabled is not.
     assert violations(p, lambda: vault(RETENTION[Tier.STAGING], locked=False), site=STAGING_SITE) == []
-    assert names(violations(p, lambda: raw_vault(state="Disabled", soft="On"), site=STAGING_SITE)) == {"vault"}
+    assert names(violations(p, lambda: raw_vault("bad", state="Disabled", soft="On"), site=STAGING_SITE)) == {"bad"}
 
 
 def raw_policy(retention) -> None:
@@ -133,57 +141,63 @@ def redis(**over) -> None:
     RedisCache("cache", RedisCacheArgs(**{**args, **over}))
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"enable_non_ssl_port": True},
-        {"minimum_tls_version": "1.0"},
-        {"public_network_access": "Enabled"},
-        {"redis_configuration": {"rdb_backup_enabled": "false"}},
-    ],
-)
-def test_redis_rule(bad):
-    good = {"sku": {"name": "Premium", "family": "P", "capacity": 1}, "enable_non_ssl_port": False,
+BAD_CACHES = [
+    {"enable_non_ssl_port": True},
+    {"minimum_tls_version": "1.0"},
+    {"public_network_access": "Enabled"},
+    {"redis_configuration": {"rdb_backup_enabled": "false"}},
+]
+
+
+def test_redis_rule():
+    base = {"sku": {"name": "Premium", "family": "P", "capacity": 1}, "enable_non_ssl_port": False,
             "minimum_tls_version": "1.2", "public_network_access": "Disabled",
             "redis_configuration": {"rdb_backup_enabled": "true"}}
-    p = azure_data.azure_redis_hardened
-    assert names(violations(p, lambda: azure_native.redis.Redis("cache", resource_group_name="rg",
-                                                                **{**good, **bad}))) == {"cache"}
-    assert violations(p, redis) == []
+
+    def program():
+        redis()
+        for i, bad in enumerate(BAD_CACHES):
+            azure_native.redis.Redis(f"bad-{i}", resource_group_name="rg", **{**base, **bad})
+
+    found = violations(azure_data.azure_redis_hardened, program)
+    assert names(found) == {f"bad-{i}" for i in range(len(BAD_CACHES))}
 
 
-def audit_policy(**over) -> None:
+def audit_policy(name: str = "audit", **over) -> None:
     args = dict(account_name="staudit", resource_group_name="rg", container_name="insights-activity-logs",
                 immutability_period_since_creation_in_days=RETENTION[Tier.PROD].audit_logs.days,
                 allow_protected_append_writes=True)
-    azure_native.storage.BlobContainerImmutabilityPolicy("audit", **{**args, **over})
+    azure_native.storage.BlobContainerImmutabilityPolicy(name, **{**args, **over})
 
 
-@pytest.mark.parametrize(
-    "bad", [{"immutability_period_since_creation_in_days": 365}, {"allow_protected_append_writes": False}],
-)
-def test_audit_container_rule(bad):
-    p = azure_data.azure_audit_container_retention
-    assert names(violations(p, lambda: audit_policy(**bad))) == {"audit"}
-    assert violations(p, audit_policy) == []
-    # Not an Azure Monitor export container: not the audit archive's business.
-    assert violations(p, lambda: audit_policy(container_name="postgres-backups", **bad)) == []
+def test_audit_container_rule():
+    def program():
+        audit_policy("good")
+        audit_policy("short", immutability_period_since_creation_in_days=365)
+        audit_policy("no-appends", allow_protected_append_writes=False)
+        # Not an Azure Monitor export container: not the audit archive's business.
+        audit_policy("backups", container_name="postgres-backups", allow_protected_append_writes=False)
+
+    assert names(violations(azure_data.azure_audit_container_retention, program)) == {"short", "no-appends"}
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
-        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action",
-        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*",
-    ],
-)
-def test_custom_role_rule(bad):
-    def role(data_actions):
-        azure_native.authorization.RoleDefinition("writer", scope="/subscriptions/x", role_name="w",
+BAD_ACTIONS = [
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*",
+]
+
+
+def test_custom_role_rule():
+    def role(name, data_actions):
+        azure_native.authorization.RoleDefinition(name, scope="/subscriptions/x", role_name=name,
                                                   permissions=[{"actions": WRITER_ACTIONS,
                                                                 "data_actions": data_actions}])
 
-    p = azure_data.azure_custom_role_no_delete
-    assert names(violations(p, lambda: role([*WRITER_DATA_ACTIONS, bad]))) == {"writer"}
-    assert violations(p, lambda: role(WRITER_DATA_ACTIONS)) == []
+    def program():
+        role("writer", WRITER_DATA_ACTIONS)  # the functions' role (components/azure/container_jobs.py)
+        for i, bad in enumerate(BAD_ACTIONS):
+            role(f"bad-{i}", [*WRITER_DATA_ACTIONS, bad])
+
+    found = violations(azure_data.azure_custom_role_no_delete, program)
+    assert names(found) == {f"bad-{i}" for i in range(len(BAD_ACTIONS))}
