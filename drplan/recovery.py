@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .objectives import SCENARIO_OBJECTIVES, Objective, Scenario
-from .periods import MINUTE
+from .periods import DAY, HOUR, MINUTE
 from .periods import format_duration as _fmt
 from .retention import Tier
 from .schedules import SCHEDULES, Schedules
@@ -31,6 +31,13 @@ class Assumptions:
 
 ASSUMPTIONS = Assumptions()
 
+# Azure Database for PostgreSQL flexible server, "Backup and restore" (geo-redundant backup and
+# restore): data and logs reach the paired region asynchronously, "up to one hour of delay ...
+# you can expect up to one hour of RPO"; only the last copied data can be restored (no
+# point-in-time restore of geo-backups). Snapshots are daily, so up to a day of WAL replays.
+GEO_BACKUP_REPLICATION_DELAY = 1 * HOUR
+GEO_RESTORE_REPLAY_WINDOW = 1 * DAY
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -44,6 +51,7 @@ class Topology:
     dr_copies: bool = True  # every backup rule copies to the DR vault
     vault_locked: bool = True  # backup stores under compliance-mode lock
     schedules: Schedules = SCHEDULES
+    geo_backup: bool = False  # the provider copies the server's own backups to the paired region (Azure)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,22 @@ def recovery_sources(topology: Topology, a: Assumptions = ASSUMPTIONS) -> list[R
                 derivation=(
                     f"RPO = snapshot every {fmt(s.incremental_every)}; RTO = detect + provision"
                     f" + load {topology.database_size_gb:g} GB + verify + scale app + DNS"
+                ),
+            )
+        )
+    if topology.geo_backup:
+        sources.append(
+            RecoverySource(
+                "geo-restore (paired region)",
+                rpo=GEO_BACKUP_REPLICATION_DELAY,
+                rto=_restore_time(topology, GEO_RESTORE_REPLAY_WINDOW, a) + a.scale_application + a.dns_switch,
+                point_in_time=False,
+                survives_region_loss=True,
+                immutable=False,
+                derivation=(
+                    f"RPO = geo-backup copy delay {fmt(GEO_BACKUP_REPLICATION_DELAY)} (Azure documents up to one "
+                    f"hour); RTO = detect + provision + load {topology.database_size_gb:g} GB + replay "
+                    f"≤{fmt(GEO_RESTORE_REPLAY_WINDOW)} of WAL + verify + scale app + DNS"
                 ),
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import access, backup, functions, hardening, keys, rds, s3
+from . import access, azure_data, backup, functions, hardening, keys, rds, s3
 
 POLICIES: list[Policy] = [
     *s3.POLICIES,
@@ -19,6 +19,7 @@ POLICIES: list[Policy] = [
     *access.POLICIES,
     *functions.POLICIES,
     *hardening.POLICIES,
+    *azure_data.POLICIES,
 ]
 
 BY_NAME: dict[str, Policy] = {p.name: p for p in POLICIES}
