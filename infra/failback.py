@@ -30,7 +30,7 @@ from typing import Any
 
 from infra.activation import Change, diff_runs
 from infra.config import PROJECT
-from infra.mockrun import ROOT, PairRun, StackRun, run_stack
+from infra.mockrun import ROOT, PairRun, StackRun, run_many
 from infra.runbooks import README_WALKTHROUGH, Command
 from infra.runbooks import commands as commands_of
 
@@ -151,13 +151,29 @@ def _remove(cfg: dict[str, Any], key: str, path: bool) -> None:
     node.pop(rest[-1], None)
 
 
-def rehearse(pair: PairRun, commands: list[Command] | None = None) -> Rehearsal:
-    """Run `commands` (default: `sequence()`) from the pair as bootstrapped."""
-    peer_of = {pair.primary.stack: pair.dr.stack, pair.dr.stack: pair.primary.stack}
-    out = Rehearsal(latest={pair.primary.stack: pair.primary, pair.dr.stack: pair.dr})
-    configs = {s: _copy(run.config) for s, run in out.latest.items()}
-    unprotected: dict[str, set[str]] = {s: set() for s in configs}
-    for cmd in (c for raw in (sequence() if commands is None else commands) for c in _expand(raw)):
+@dataclass
+class _Planned:
+    """A `pulumi up` of the sequence, before it runs: its config is known from the commands
+    alone; its peer's outputs are those of the peer's latest run before it (`peer`: the index
+    of that up, or None for the pair as bootstrapped)."""
+
+    stack: str
+    command: Command
+    config: dict[str, Any]
+    peer: int | None
+    before: int | None
+    unprotected: frozenset[str]
+
+
+def _plan(pair: PairRun, commands: list[Command]) -> tuple[list[_Planned], list[tuple[Command, str, str, int | None]]]:
+    stacks = (pair.primary.stack, pair.dr.stack)
+    peer_of = {stacks[0]: stacks[1], stacks[1]: stacks[0]}
+    configs = {s: _copy(run.config) for s, run in ((stacks[0], pair.primary), (stacks[1], pair.dr))}
+    latest: dict[str, int | None] = {s: None for s in stacks}
+    unprotected: dict[str, set[str]] = {s: set() for s in stacks}
+    planned: list[_Planned] = []
+    releases = []  # (command, stack, urn, latest up of that stack) to check once the runs exist
+    for cmd in (c for raw in commands for c in _expand(raw)):
         argv = cmd.argv
         if argv[0] != "pulumi":
             continue
@@ -170,16 +186,47 @@ def rehearse(pair: PairRun, commands: list[Command] | None = None) -> Rehearsal:
         elif pos[:2] == ["config", "rm"]:
             _remove(configs[stack], pos[2], "--path" in argv)
         elif pos[:2] == ["state", "unprotect"]:
-            urn = pos[2]
-            if out.latest[stack].by_urn(urn) is None:
-                out.problems.append(f"{cmd}: stack {stack} has no resource {urn}")
-            unprotected[stack].add(urn)
+            releases.append((cmd, stack, pos[2], latest[stack]))
+            unprotected[stack].add(pos[2])
         elif pos == ["up"]:
-            before = out.latest[stack]
-            run = run_stack(stack, config=_copy(configs[stack]), peer_outputs=out.latest[peer_of[stack]].outputs)
-            up = Up(stack, cmd, before, run, diff_runs(before, run), frozenset(unprotected[stack]))
-            out.ups.append(up)
-            out.latest[stack] = run
+            planned.append(
+                _Planned(stack, cmd, _copy(configs[stack]), latest[peer_of[stack]], latest[stack],
+                         frozenset(unprotected[stack]))
+            )
+            latest[stack] = len(planned) - 1
+    return planned, releases
+
+
+def rehearse(pair: PairRun, commands: list[Command] | None = None, workers: int = 1) -> Rehearsal:
+    """Run `commands` (default: `sequence()`) from the pair as bootstrapped.
+
+    workers > 1 runs the ups that do not wait for each other at the same time (each reads only
+    its peer's latest outputs: the activation and its completion, say, both read the primary's
+    bootstrapped outputs), in forked processes: the offline plan's figure, not the tests'.
+    """
+    planned, releases = _plan(pair, sequence() if commands is None else commands)
+    initial = {pair.primary.stack: pair.primary, pair.dr.stack: pair.dr}
+    runs: list[StackRun | None] = [None] * len(planned)
+
+    def run_of(index: int | None, stack: str) -> StackRun:
+        return initial[stack] if index is None else runs[index]  # type: ignore[return-value]
+
+    peer_of = {pair.primary.stack: pair.dr.stack, pair.dr.stack: pair.primary.stack}
+    while None in runs:
+        ready = [i for i, p in enumerate(planned) if runs[i] is None and (p.peer is None or runs[p.peer] is not None)]
+        specs = [(planned[i].stack, planned[i].config, run_of(planned[i].peer, peer_of[planned[i].stack]).outputs)
+                 for i in ready]
+        for i, run in zip(ready, run_many(specs, workers=workers), strict=True):
+            runs[i] = run
+    out = Rehearsal()
+    for cmd, stack, urn, index in releases:
+        if run_of(index, stack).by_urn(urn) is None:
+            out.problems.append(f"{cmd}: stack {stack} has no resource {urn}")
+    for i, p in enumerate(planned):
+        before = run_of(p.before, p.stack)
+        out.ups.append(Up(p.stack, p.command, before, runs[i], diff_runs(before, runs[i]), p.unprotected))
+    out.latest = {s: run_of(max((i for i, p in enumerate(planned) if p.stack == s), default=None), s)
+                  for s in initial}
     return out
 
 

@@ -17,6 +17,7 @@ import gc
 import hashlib
 import json
 import os
+import pickle
 import runpy
 import warnings
 from collections.abc import Callable, Collection
@@ -496,14 +497,64 @@ def run_stack(
     cfg.update(overrides or {})
     for key in remove:
         cfg.pop(key, None)
-    key = json.dumps([stack, cfg, peer_outputs, os.environ.get("PULUMI_CONFIG")], sort_keys=True, default=str)
+    key = _run_key(stack, cfg, peer_outputs)
     run = _RUNS.get(key)
     if run is None:
         run = run_program(_stack_program, stack, cfg, peer_outputs)
-        _RUNS[key] = run
-        while len(_RUNS) > _REMEMBERED_RUNS:
-            _RUNS.pop(next(iter(_RUNS)))
+        _remember(key, run)
     return copy.deepcopy(run)
+
+
+def run_many(specs: list[tuple[str, dict[str, Any], dict[str, Any] | None]], workers: int = 1) -> list[StackRun]:
+    """`run_stack(stack, config=..., peer_outputs=...)` for each spec, up to `workers` at a time.
+
+    Runs do not share state (each sets up its own mock runtime), so independent ones can run in
+    forked copies of this process, which already has the SDKs loaded: a child runs one program
+    and hands back the record, pickled; the parent keeps it as if it had run it. A child that
+    fails hands back nothing and the parent runs that spec itself, so that errors surface as
+    they would sequentially.
+    """
+    todo = [spec for spec in specs if _run_key(*spec) not in _RUNS]
+    if workers > 1 and len(todo) > 1 and hasattr(os, "fork"):
+        for start in range(0, len(todo), workers):
+            _fork_runs(todo[start : start + workers])
+    return [run_stack(stack, config=config, peer_outputs=peer) for stack, config, peer in specs]
+
+
+def _fork_runs(batch: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> None:
+    children = []
+    for stack, config, peer in batch:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run, write the pickled record, leave without cleanup handlers
+            os.close(read)
+            code = 1
+            try:
+                with os.fdopen(write, "wb") as out:
+                    run = run_stack(stack, config=config, peer_outputs=peer)
+                    pickle.dump(run, out, protocol=pickle.HIGHEST_PROTOCOL)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        children.append((pid, read, (stack, config, peer)))
+    for pid, read, spec in children:
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            # Written by our own child through a private pipe: not untrusted data.
+            _remember(_run_key(*spec), pickle.loads(data))  # noqa: S301
+
+
+def _run_key(stack: str, cfg: dict[str, Any], peer_outputs: dict[str, Any] | None) -> str:
+    return json.dumps([stack, cfg, peer_outputs, os.environ.get("PULUMI_CONFIG")], sort_keys=True, default=str)
+
+
+def _remember(key: str, run: StackRun) -> None:
+    _RUNS[key] = run
+    while len(_RUNS) > _REMEMBERED_RUNS:
+        _RUNS.pop(next(iter(_RUNS)))
 
 
 # Runs kept (oldest dropped first): a copy costs ~1 % of a run.

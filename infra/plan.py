@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections import defaultdict
@@ -174,7 +175,7 @@ def _rehearsal(pair: PairRun):
     """The documented failover and failback, if they are written for this pair's stacks."""
     from infra.failback import rehearse
 
-    ups = rehearse(pair)
+    ups = rehearse(pair, workers=os.cpu_count() or 1)
     return ups if ups.ups else None
 
 

@@ -14,6 +14,8 @@ Sources for what a real run would refuse:
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.activation import diff_runs
@@ -123,3 +125,25 @@ def test_every_state_of_the_sequence_passes_the_policy_pack(rehearsal):
 
     violations = policy_check.check_stacks([up.run for up in rehearsal.ups])
     assert [str(v) for v in violations if v.mandatory] == []
+
+
+def test_runs_forked_in_parallel_are_the_runs_made_in_sequence():
+    """The offline plan runs independent ups in forked processes (run_many, workers > 1)."""
+    from infra import mockrun
+
+    base = mockrun.load_stack_config("staging-dr")
+    specs = [
+        ("staging-dr", {**base, P + "activated": True, P + "activatedAt": "2026-01-01T00:00:00Z"}, None),
+        ("staging-dr", {**base, P + "activated": False}, None),
+    ]
+    parallel = mockrun.run_many(specs, workers=2)
+    for spec in specs:
+        mockrun._RUNS.pop(mockrun._run_key(*spec))
+    sequential = mockrun.run_many(specs, workers=1)
+    for a, b in zip(parallel, sequential, strict=True):
+        def shown(run):  # registration order is the event loop's, not the program's
+            return sorted((r.urn, json.dumps(r.inputs, sort_keys=True), r.protect) for r in run.resources)
+
+        assert shown(a) == shown(b)
+        assert a.outputs == b.outputs
+    assert parallel[0].outputs["activated"] is True and parallel[1].outputs["activated"] is False
