@@ -281,6 +281,11 @@ class _Mocks:
         module = kind.split("/", 1)[0]
         if pkg == "azure-native":
             return _azure_resource(args.typ, args.name, state, rid, self.azure_subscription)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, obviously fake, of the asked length; real runs get pulumi-random's.
+            length = int(state.get("length") or 32)
+            state["result"] = ("offline" + _fake_id(self.stack, args.name) * 11)[:length]
+            return f"{args.name}-{rid}", state
         if args.typ == "aws:s3/bucket:Bucket":
             name = state.get("bucket") or f"{args.name}-{rid[:8]}"
             state.update(
