@@ -48,7 +48,10 @@ def test_the_container_enforces_the_scope_the_functions_write_with(prod_azure):
     assert container.protect and container.inputs["containerName"] == "backups"
     assert container.inputs["defaultEncryptionScope"] == scope.outputs["name"] == backup_storage.ENCRYPTION_SCOPE
     assert container.inputs["denyEncryptionScopeOverride"] is True
-    assert scope.inputs["source"] == "Microsoft.KeyVault" and scope.inputs["keyVaultProperties"]["keyUri"] == key.outputs["keyUri"]
+    assert (
+        scope.inputs["source"] == "Microsoft.KeyVault"
+        and scope.inputs["keyVaultProperties"]["keyUri"] == key.outputs["keyUri"]
+    )
     assert scope.inputs["requireInfrastructureEncryption"] is True
     assert prod_azure.outputs["backupStore"]["encryptionScope"] == backup_storage.ENCRYPTION_SCOPE
 
@@ -72,8 +75,16 @@ def test_gfs_retention_by_index_tag_comes_from_the_plan(prod_azure):
 def test_an_override_lengthens_the_rule_of_its_generation_only():
     longer = PROD.with_overrides({"weekly": weeks(16)})
     rules = {r["name"]: r for r in backup_storage.gfs_rules("backups", longer)}
-    days = {n: r["definition"]["actions"]["base_blob"]["delete"]["days_after_creation_greater_than"] for n, r in rules.items()}
-    assert days == {"expire-daily": 30, "expire-weekly": 112, "expire-monthly": PROD.monthly.days, "expire-yearly": PROD.yearly.days}
+    days = {
+        n: r["definition"]["actions"]["base_blob"]["delete"]["days_after_creation_greater_than"]
+        for n, r in rules.items()
+    }
+    assert days == {
+        "expire-daily": 30,
+        "expire-weekly": 112,
+        "expire-monthly": PROD.monthly.days,
+        "expire-yearly": PROD.yearly.days,
+    }
 
 
 def test_backups_replicate_to_the_dr_site(prod_azure, dr_azure):

@@ -55,7 +55,10 @@ def test_a_bad_azure_config_names_the_key_and_the_fix(change, others, key, fix):
 def test_an_aws_stack_refuses_azure_settings():
     raw = {k[len(P) :]: v for k, v in load_stack_config("prod").items() if k.startswith(P) and "kubeconfig" not in k}
     assert "azure-native:location" in _error(raw, ["aws:region", "azure-native:location"])
-    raw["azure"] = {"subscriptionId": "00000000-0000-0000-0000-000000000000", "tenantId": "0" * 8 + "-0000-0000-0000-" + "0" * 12}
+    raw["azure"] = {
+        "subscriptionId": "00000000-0000-0000-0000-000000000000",
+        "tenantId": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+    }
     assert "pulumi config rm azure" in _error(raw, ["aws:region"])
 
 

@@ -33,11 +33,16 @@ def test_files_account_is_hardened_and_encrypted_with_the_sites_key(prod_azure):
     key = prod_azure.one("azure-native:keyvault:Key", "primary-vault-storage")
     identity = prod_azure.one("azure-native:managedidentity:UserAssignedIdentity", "primary-storage-identity")
     assert enc["keySource"] == "Microsoft.Keyvault" and enc["requireInfrastructureEncryption"] is True
-    assert enc["keyVaultProperties"] == {"keyName": key.outputs["name"], "keyVaultUri": prod_azure.one(
-        "azure-native:keyvault:Vault").outputs["properties"]["vaultUri"]}, "versionless: follows rotation"
+    assert enc["keyVaultProperties"] == {
+        "keyName": key.outputs["name"],
+        "keyVaultUri": prod_azure.one("azure-native:keyvault:Vault").outputs["properties"]["vaultUri"],
+    }, "versionless: follows rotation"
     assert enc["encryptionIdentity"]["encryptionUserAssignedIdentity"] == identity.outputs["id"]
-    grant = next(r for r in prod_azure.of_type("azure-native:authorization:RoleAssignment")
-                 if r.inputs["scope"] == key.outputs["id"])
+    grant = next(
+        r
+        for r in prod_azure.of_type("azure-native:authorization:RoleAssignment")
+        if r.inputs["scope"] == key.outputs["id"]
+    )
     assert grant.urn in account.dependencies, "the account may use the key only once the grant exists"
     (container,) = [c for c in prod_azure.of_type(CONTAINER) if c.inputs["accountName"] == account.outputs["name"]]
     assert container.protect and container.inputs["publicAccess"] == "None"
@@ -102,8 +107,15 @@ def test_bootstrap_is_dr_prod_dr_prod_and_each_partial_pass_says_what_next(pair_
 
 def _args(**changes) -> ProtectedStorageAccountArgs:
     base = ProtectedStorageAccountArgs(
-        resource_group_name="rg", location="francecentral", subscription_id="s", account_name="a",
-        retention=PROD, key=None, identity=None, containers=["c"], purpose="user-files",  # type: ignore[arg-type]
+        resource_group_name="rg",
+        location="francecentral",
+        subscription_id="s",
+        account_name="a",
+        retention=PROD,
+        key=None,
+        identity=None,
+        containers=["c"],
+        purpose="user-files",  # type: ignore[arg-type]
         point_in_time_restore=True,
     )
     return dataclasses.replace(base, **changes)

@@ -46,7 +46,9 @@ def test_cross_region_links_are_the_replication_halves(pair_azure):
 
 
 def test_the_plan_json_holds_no_generated_credential(pair_azure):
-    password = json.loads(pair_azure.primary.one("azure-native:keyvault:Secret").inputs["properties"]["value"])["password"]
+    password = json.loads(pair_azure.primary.one("azure-native:keyvault:Secret").inputs["properties"]["value"])[
+        "password"
+    ]
     outputs = to_json({"prod-azure": pair_azure})["prod-azure"]["sites"][0]["outputs"]
     assert outputs["databaseCredentials"] == "[secret]"
     assert password not in json.dumps(outputs)
