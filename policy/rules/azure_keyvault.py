@@ -57,7 +57,8 @@ azure_keyvault_private = ResourceValidationPolicy(
     name="azure-keyvault-private",
     description=(
         "Key Vaults deny every network by default (networkAcls.defaultAction Deny): their private endpoint, "
-        "trusted Azure services and the listed deployer addresses only. Mandatory."
+        "trusted Azure services and the listed deployer addresses only. Mandatory: the vault holds the keys "
+        "of every backup and the database credentials; a reachable data plane is one stolen token away."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_vault_private,
