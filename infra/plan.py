@@ -1,6 +1,6 @@
 """The offline plan: the real program under Pulumi's mock runtime, no cloud, no CLI.
 
-    python -m infra.plan                 # prod + dr, then staging + staging-dr
+    python -m infra.plan                 # prod + dr, staging + staging-dr, prod-azure + dr-azure
     python -m infra.plan --pair prod     # one pair
     python -m infra.plan --json plan.json --mermaid topology.mmd
 
