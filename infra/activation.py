@@ -56,6 +56,25 @@ REPLACED_BY: dict[str, tuple[str, ...]] = {
     "aws:route53/record:Record": ("zoneId", "name", "setIdentifier"),
     "aws:route53/healthCheck:HealthCheck": ("type", "referenceName", "requestInterval", "measureLatency"),
     "aws:ssm/parameter:Parameter": ("name",),
+    # azure-native: the names and locations of ARM resources, and what Azure accepts only when a
+    # resource is created (infrastructure encryption, account- and container-level version-level
+    # immutability: the storage SDK's own docs say "can only be set ... at creation time").
+    "azure-native:resources:ResourceGroup": ("resourceGroupName", "location"),
+    "azure-native:storage:StorageAccount": (
+        "accountName",
+        "resourceGroupName",
+        "location",
+        "encryption.requireInfrastructureEncryption",
+        "immutableStorageWithVersioning.enabled",
+        "isHnsEnabled",
+    ),
+    "azure-native:storage:BlobContainer": ("containerName", "accountName", "immutableStorageWithVersioning.enabled"),
+    "azure-native:storage:EncryptionScope": ("encryptionScopeName", "accountName"),
+    "azure-native:storage:ObjectReplicationPolicy": ("accountName", "objectReplicationPolicyId"),
+    "azure-native:keyvault:Vault": ("vaultName", "resourceGroupName", "location"),
+    "azure-native:keyvault:Key": ("keyName", "vaultName", "properties.kty", "properties.keySize"),
+    "azure-native:keyvault:Secret": ("secretName", "vaultName"),
+    "azure-native:managedidentity:UserAssignedIdentity": ("resourceName", "resourceGroupName", "location"),
     "kubernetes:apps/v1:Deployment": ("metadata.name", "metadata.namespace", "spec.selector"),
     "kubernetes:core/v1:Service": ("metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"),
     "kubernetes:core/v1:Namespace": ("metadata.name",),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -52,6 +53,10 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Azure's restricted-access European regions (access on request, for customers with an in-country
+# presence; Azure docs "Azure region access request process"): a DR site there cannot be counted on.
+AZURE_RESTRICTED_REGIONS = frozenset({"francesouth", "germanynorth", "norwaywest", "switzerlandwest"})
 
 
 
@@ -215,6 +220,40 @@ class Dns(_Strict):
     ttl: int = Field(60, ge=10, le=300)
 
 
+class Azure(_Strict):
+    """The Azure realisation's own settings (cloud: azure only)."""
+
+    # The subscription and tenant every resource of the site lives in: the site's explicit
+    # azure-native provider gets them (no ambient `az account` default decides where it lands).
+    subscription_id: str = Field(alias="subscriptionId")
+    tenant_id: str = Field(alias="tenantId")
+    # Default: postoucancer-<stack> (one per stack: a stack's resources never share a group).
+    resource_group: str | None = Field(None, alias="resourceGroup", pattern=r"^[-\w._()]{1,89}[-\w_()]$")
+    address_space: str = Field("10.60.0.0/16", alias="addressSpace", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$")
+    # The deployer's public egress (CIDRs) that may reach the Key Vault's data plane; everything
+    # else is denied (private endpoint and trusted Azure services only).
+    key_vault_allowed_ips: list[str] = Field(default_factory=list, alias="keyVaultAllowedIps")
+    # The backup accounts' default version-level immutability policy. Azure creates such a policy
+    # Unlocked only (storage AccountImmutabilityPolicyState): the first `pulumi up` of a new
+    # locked site runs with `unlocked`, the next one locks. Default: Locked where vaultLock is on.
+    immutability: str | None = Field(None, pattern=r"^(locked|unlocked)$")
+
+    @field_validator("subscription_id", "tenant_id")
+    @classmethod
+    def _guid(cls, v: str) -> str:
+        if not re.match(_GUID, v):
+            raise ValueError("a GUID like 00000000-0000-0000-0000-000000000000 (az account show --query id)")
+        return v
+
+    @field_validator("key_vault_allowed_ips")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for ip in v:
+            if not re.match(r"^\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?$", ip):
+                raise ValueError(f"public IPv4 addresses or CIDR ranges, not {ip!r}")
+        return v
+
+
 class StackConfig(_Strict):
     cloud: Cloud
     role: Role
@@ -242,6 +281,7 @@ class StackConfig(_Strict):
     network: Network = Field(default_factory=Network)
     functions: Functions = Field(default_factory=Functions)
     dns: Dns = Field(default_factory=Dns)
+    azure: Azure | None = None  # cloud: azure only
     kubeconfig: Any = None  # a secret; read with Config.require_secret, never through here
 
     # --- derived views ---------------------------------------------------------------
@@ -283,6 +323,17 @@ class StackConfig(_Strict):
             s: Objective(rto=min(o.rto, declared.rto), rpo=min(o.rpo, declared.rpo))
             for s, o in SCENARIO_OBJECTIVES.items()
         }
+
+    @property
+    def immutability_locked(self) -> bool:
+        """Azure backup accounts: the default immutability policy is Locked (see Azure.immutability)."""
+        chosen = self.azure.immutability if self.azure is not None else None
+        return chosen == "locked" if chosen is not None else self.locked
+
+    def resource_group(self, stack: str) -> str:
+        """Azure: the stack's resource group name."""
+        given = self.azure.resource_group if self.azure is not None else None
+        return given or f"postoucancer-{stack}"
 
     @property
     def topology(self) -> recovery.Topology:
@@ -385,8 +436,11 @@ def raw_config() -> dict[str, Any]:
     }
 
 
-def parse(raw: dict[str, Any], aws_region: str | None = None) -> StackConfig:
-    """Validate `raw` (this project's keys, decoded) into a StackConfig or raise ConfigError."""
+def parse(raw: dict[str, Any], aws_region: str | None = None, other_keys: Collection[str] = ()) -> StackConfig:
+    """Validate `raw` (this project's keys, decoded) into a StackConfig or raise ConfigError.
+
+    other_keys: the keys set outside this project's namespace (`aws:region`, `azure-native:...`):
+    a stack of one cloud must set none of the other's provider."""
     unknown = _unknown_keys(raw, StackConfig)
     if unknown:
         raise ConfigError(unknown[0])
@@ -406,6 +460,7 @@ def parse(raw: dict[str, Any], aws_region: str | None = None) -> StackConfig:
             f"fix: {_fix_for(path, value)}"
         ) from None
     _check_semantics(cfg, aws_region)
+    _check_cloud(cfg, other_keys)
     return cfg
 
 
@@ -419,10 +474,11 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
         value = getattr(cfg.regions, which)
         if not pattern.match(value):
             example = "eu-west-3" if cfg.cloud is Cloud.AWS else "francecentral"
+            spelling = "AWS, like eu-west-3" if cfg.cloud is Cloud.AWS else "Azure, like francecentral"
             raise _bad(
                 f"regions.{which}",
                 value,
-                f"is not a {cfg.cloud.value} region name",
+                f"is not a region name of {spelling} (cloud: {cfg.cloud.value})",
                 f"pulumi config set --path regions.{which} {example}",
             )
     if cfg.regions.primary == cfg.regions.dr:
@@ -532,6 +588,52 @@ def _check_failback(cfg: StackConfig) -> None:
         )
 
 
+# Each cloud's provider namespace: a stack of one cloud sets none of the other's keys.
+_PROVIDER_NAMESPACES = {Cloud.AWS: "aws:", Cloud.AZURE: "azure-native:"}
+
+
+def _check_cloud(cfg: StackConfig, other_keys: Collection[str]) -> None:
+    """The cloud-specific sections and provider keys match `cloud`."""
+    other = Cloud.AZURE if cfg.cloud is Cloud.AWS else Cloud.AWS
+    foreign = sorted(k for k in other_keys if k.startswith(_PROVIDER_NAMESPACES[other]))
+    if foreign:
+        raise ConfigError(
+            f"config key '{foreign[0]}' belongs to the {other.value} provider, but this stack is "
+            f"cloud: {cfg.cloud.value} (its program never loads that provider); fix: pulumi config rm {foreign[0]}"
+        )
+    if cfg.cloud is Cloud.AWS:
+        if cfg.azure is not None:
+            raise _bad("azure", "{...}", "is for cloud: azure stacks only", "pulumi config rm azure")
+        return
+    if cfg.azure is None:
+        raise ConfigError(
+            f"config key '{PROJECT}:azure' is missing (cloud: azure needs the subscription and tenant); "
+            "fix: pulumi config set --path azure.subscriptionId <subscription id>; "
+            "pulumi config set --path azure.tenantId <tenant id>"
+        )
+    if cfg.role is Role.DR and cfg.regions.dr in AZURE_RESTRICTED_REGIONS:
+        raise _bad(
+            "regions.dr",
+            cfg.regions.dr,
+            "is a restricted-access Azure region (access on request only): a DR site there cannot be counted on",
+            "pulumi config set --path regions.dr germanywestcentral",
+        )
+    if cfg.regions.primary in AZURE_RESTRICTED_REGIONS:
+        raise _bad(
+            "regions.primary",
+            cfg.regions.primary,
+            "is a restricted-access Azure region (access on request only)",
+            "pulumi config set --path regions.primary francecentral",
+        )
+    if not cfg.locked and cfg.azure.immutability == "locked":
+        raise _bad(
+            "azure.immutability",
+            "locked",
+            "locks the backups although vaultLock is off (a locked policy cannot be removed)",
+            "pulumi config rm --path azure.immutability   (or pulumi config set vaultLock true)",
+        )
+
+
 def _check_activation_and_dns(cfg: StackConfig) -> None:
     if cfg.activated_at is not None and not cfg.activated:
         raise _bad(
@@ -616,8 +718,11 @@ def check_stack_tag(stack: str, default_tags: Any) -> None:
 
 def load() -> StackConfig:
     """The current stack's configuration, validated; raises ConfigError."""
+    from infra import sdk
+
     aws = pulumi.Config("aws")
-    cfg = parse(raw_config(), aws.get("region"))
+    others = [k for k in sdk.config_values() if not k.startswith(f"{PROJECT}:")]
+    cfg = parse(raw_config(), aws.get("region"), others)
     if cfg.cloud is Cloud.AWS:
         check_stack_tag(pulumi.get_stack(), aws.get_object("defaultTags"))
     return with_qualified_peer(cfg, pulumi.get_organization())

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import runpy
 import warnings
 from collections.abc import Callable, Collection
@@ -130,6 +131,121 @@ def _fake_id(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:12]
 
 
+def _fake_uuid(*parts: str) -> str:
+    h = hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+
+
+OFFLINE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+# azure-native resource types → (ARM path below the resource group, with {input} placeholders;
+# the input holding the resource's own name). Types not listed get Microsoft.<Module>/<type>s/<name>.
+_AZURE_PATHS: dict[str, tuple[str, str]] = {
+    "azure-native:storage:StorageAccount": ("Microsoft.Storage/storageAccounts/{name}", "accountName"),
+    "azure-native:storage:BlobServiceProperties": (
+        "Microsoft.Storage/storageAccounts/{accountName}/blobServices/{name}", "blobServicesName"),
+    "azure-native:storage:BlobContainer": (
+        "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers/{name}", "containerName"),
+    "azure-native:storage:ManagementPolicy": (
+        "Microsoft.Storage/storageAccounts/{accountName}/managementPolicies/{name}", "managementPolicyName"),
+    "azure-native:storage:EncryptionScope": (
+        "Microsoft.Storage/storageAccounts/{accountName}/encryptionScopes/{name}", "encryptionScopeName"),
+    "azure-native:storage:ObjectReplicationPolicy": (
+        "Microsoft.Storage/storageAccounts/{accountName}/objectReplicationPolicies/{name}",
+        "objectReplicationPolicyId"),
+    "azure-native:keyvault:Vault": ("Microsoft.KeyVault/vaults/{name}", "vaultName"),
+    "azure-native:keyvault:Key": ("Microsoft.KeyVault/vaults/{vaultName}/keys/{name}", "keyName"),
+    "azure-native:keyvault:Secret": ("Microsoft.KeyVault/vaults/{vaultName}/secrets/{name}", "secretName"),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "Microsoft.ManagedIdentity/userAssignedIdentities/{name}", "resourceName"),
+    "azure-native:network:VirtualNetwork": ("Microsoft.Network/virtualNetworks/{name}", "virtualNetworkName"),
+    "azure-native:network:PrivateEndpoint": ("Microsoft.Network/privateEndpoints/{name}", "privateEndpointName"),
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups/{name}",
+        "privateDnsZoneGroupName"),
+    "azure-native:privatedns:PrivateZone": ("Microsoft.Network/privateDnsZones/{name}", "privateZoneName"),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{name}", "virtualNetworkLinkName"),
+}
+
+
+def _azure_name(logical: str, rid: str, typ: str) -> str:
+    """What azure-native's autonaming would give: the logical name plus a random suffix (letters
+    and digits only where Azure allows no more)."""
+    if typ == "azure-native:storage:StorageAccount":
+        return (re.sub(r"[^a-z0-9]", "", logical.lower()) + rid)[:24]
+    return f"{logical}{rid[:8]}"
+
+
+def _azure_resource(typ: str, logical: str, state: dict[str, Any], rid: str, subscription: str) -> tuple[str, dict]:
+    """A realistic ARM id, name and the computed outputs other resources read."""
+    _, module, kind = typ.split(":")
+    if typ == "azure-native:resources:ResourceGroup":
+        name = state.get("resourceGroupName") or _azure_name(logical, rid, typ)
+        rid_path = f"/subscriptions/{subscription}/resourceGroups/{name}"
+        state.update(name=name, id=rid_path)
+        return rid_path, state
+    if typ == "azure-native:authorization:RoleAssignment":
+        name = state.get("roleAssignmentName") or _fake_uuid(subscription, logical)
+        rid_path = f"{state.get('scope')}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        state.update(name=name, id=rid_path)
+        return rid_path, state
+    fallback = f"Microsoft.{module.capitalize()}/{kind[:1].lower()}{kind[1:]}s/{{name}}"
+    path, name_key = _AZURE_PATHS.get(typ, (fallback, ""))
+    name = state.get(name_key) if name_key else None
+    if typ == "azure-native:storage:ObjectReplicationPolicy" and name in (None, "default"):
+        # The destination half: Azure assigns the policy id and a rule id per rule.
+        name = _fake_uuid(subscription, logical, "policy")
+        state["rules"] = [
+            {**rule, "ruleId": rule.get("ruleId") or _fake_uuid(subscription, logical, str(i))}
+            for i, rule in enumerate(state.get("rules") or [])
+        ]
+    name = name or _azure_name(logical, rid, typ)
+    identity = state.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        # Given as a list of identity ids; Azure answers with a map id -> principal and client ids.
+        state["identity"] = {
+            **identity,
+            "userAssignedIdentities": {
+                i: {"principalId": _fake_uuid(i, "principal"), "clientId": _fake_uuid(i, "client")}
+                for i in identity["userAssignedIdentities"]
+            },
+        }
+    values = {k: v for k, v in state.items() if isinstance(v, str)}
+    rid_path = (
+        f"/subscriptions/{subscription}/resourceGroups/{state.get('resourceGroupName')}/providers/"
+        + path.format_map({**values, "name": name})
+    )
+    state.update(name=name, id=rid_path)
+    if typ == "azure-native:storage:ObjectReplicationPolicy":
+        state["policyId"] = name
+    elif typ == "azure-native:storage:StorageAccount":
+        state["primaryEndpoints"] = {
+            "blob": f"https://{name}.blob.core.windows.net/",
+            "dfs": f"https://{name}.dfs.core.windows.net/",
+        }
+    elif typ == "azure-native:keyvault:Vault":
+        state["properties"] = {**(state.get("properties") or {}), "vaultUri": f"https://{name}.vault.azure.net/"}
+    elif typ == "azure-native:keyvault:Key":
+        uri = f"https://{state.get('vaultName')}.vault.azure.net/keys/{name}"
+        state.update(keyUri=uri, keyUriWithVersion=f"{uri}/{hashlib.sha256(rid.encode()).hexdigest()[:32]}")
+    elif typ == "azure-native:keyvault:Secret":
+        # Azure never returns a secret's value: the outputs carry its URI instead.
+        state["properties"] = {
+            "contentType": _unwrapped(state.get("properties")).get("contentType"),
+            "secretUri": f"https://{state.get('vaultName')}.vault.azure.net/secrets/{name}",
+        }
+    elif typ == "azure-native:managedidentity:UserAssignedIdentity":
+        state.update(
+            principalId=_fake_uuid(subscription, logical, "principal"),
+            clientId=_fake_uuid(subscription, logical, "client"),
+            tenantId=OFFLINE_SUBSCRIPTION,
+        )
+    elif typ == "azure-native:network:VirtualNetwork":
+        state["subnets"] = [{**s, "id": f"{rid_path}/subnets/{s.get('name')}"} for s in state.get("subnets") or []]
+    return rid_path, state
+
+
 class _Mocks:
     """Answers registrations with inputs plus plausible computed attributes (ARNs, ids)."""
 
@@ -139,8 +255,10 @@ class _Mocks:
         default_region: str | None,
         peer_outputs: dict[str, Any] | None,
         peer_secrets: Collection[str] = (),
+        azure_subscription: str | None = None,
     ):
         self.stack = stack
+        self.azure_subscription = azure_subscription or OFFLINE_SUBSCRIPTION
         self.default_region = default_region or "eu-west-3"
         self.peer_outputs = peer_outputs
         self.peer_secrets = sorted(peer_secrets)
@@ -161,6 +279,13 @@ class _Mocks:
         rid = _fake_id(self.stack, args.typ, args.name)
         pkg, _, kind = args.typ.partition(":")
         module = kind.split("/", 1)[0]
+        if pkg == "azure-native":
+            return _azure_resource(args.typ, args.name, state, rid, self.azure_subscription)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, obviously fake, of the asked length; real runs get pulumi-random's.
+            length = int(state.get("length") or 32)
+            state["result"] = ("offline" + _fake_id(self.stack, args.name) * 11)[:length]
+            return f"{args.name}-{rid}", state
         if args.typ == "aws:s3/bucket:Bucket":
             name = state.get("bucket") or f"{args.name}-{rid[:8]}"
             state.update(
@@ -332,6 +457,14 @@ def _make_monitor(mocks: _Mocks, records: list[Recorded]):
     return RecordingMonitor(mocks)
 
 
+def _unwrapped(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    while rpc.is_rpc_secret(value):
+        value = rpc.unwrap_rpc_secret(value)
+    return value if value is not None else {}
+
+
 def _secret_paths(value: Any, path: str = "") -> list[str]:
     """Where the runtime's secret wrappers are, as paths like "spec.env[0].value"."""
     from pulumi.runtime import rpc
@@ -427,7 +560,7 @@ def run_program(
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs, peer_secrets)
+            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs, peer_secrets, _subscription_of(config))
             monitor = _make_monitor(mocks, records)
             set_all_config(encoded, secret_keys)
             pulumi.runtime.set_mocks(
@@ -474,6 +607,17 @@ def run_program(
         logs=logs.entries,
         secret_outputs=secret_outputs,
     )
+
+
+def _subscription_of(config: dict[str, Any]) -> str | None:
+    """The Azure subscription a stack's config names (postoucancer-dr:azure.subscriptionId)."""
+    azure = config.get("postoucancer-dr:azure")
+    if isinstance(azure, str):
+        try:
+            azure = json.loads(azure)
+        except json.JSONDecodeError:
+            return None
+    return azure.get("subscriptionId") if isinstance(azure, dict) else None
 
 
 def run_stack(
@@ -584,7 +728,7 @@ async def _resolve(outputs: dict[str, Any], secret: list[str]) -> dict[str, Any]
 
 
 # Site pairs: (primary stack, DR stack).
-PAIRS = {"prod": ("prod", "dr"), "staging": ("staging", "staging-dr")}
+PAIRS = {"prod": ("prod", "dr"), "staging": ("staging", "staging-dr"), "prod-azure": ("prod-azure", "dr-azure")}
 
 
 @dataclass
@@ -598,8 +742,15 @@ def run_pair(
     primary: str, dr: str, dr_overrides: dict[str, Any] | None = None, primary_overrides: dict[str, Any] | None = None
 ) -> PairRun:
     """The documented bootstrap order: dr (nothing to read yet) → primary (replicates into
-    dr's outputs) → dr again (reads the primary's outputs: replica source, DNS target)."""
+    dr's outputs) → dr again (reads the primary's outputs: replica source, DNS target).
+
+    A primary that still says `nextStep` after that reads what the DR site's second pass made
+    (Azure's object replication: the destination half's ids) in a fourth pass, as documented."""
     first_dr = run_stack(dr, overrides=dr_overrides)
     prim = run_stack(primary, peer_outputs=first_dr.outputs, overrides=primary_overrides)
     final_dr = run_stack(dr, peer_outputs=prim.outputs, overrides=dr_overrides)
-    return PairRun(primary=prim, dr=final_dr, bootstrap=[first_dr, prim, final_dr])
+    passes = [first_dr, prim, final_dr]
+    if prim.outputs.get("nextStep") and not final_dr.outputs.get("nextStep"):
+        prim = run_stack(primary, peer_outputs=final_dr.outputs, overrides=primary_overrides)
+        passes.append(prim)
+    return PairRun(primary=prim, dr=final_dr, bootstrap=passes)

@@ -1,6 +1,6 @@
 """The offline plan: the real program under Pulumi's mock runtime, no cloud, no CLI.
 
-    python -m infra.plan                 # prod + dr, then staging + staging-dr
+    python -m infra.plan                 # prod + dr, staging + staging-dr, prod-azure + dr-azure
     python -m infra.plan --pair prod     # one pair
     python -m infra.plan --json plan.json --mermaid topology.mmd
 
@@ -55,6 +55,13 @@ KEY_PROPERTIES = (
     "enableLogFileValidation",
     "retentionInDays",
     "threshold",
+    # Azure (azure-native inputs)
+    "location",
+    "kind",
+    "minimumTlsVersion",
+    "allowBlobPublicAccess",
+    "allowSharedKeyAccess",
+    "isVersioningEnabled",
 )
 
 
@@ -79,6 +86,17 @@ def describe(r: Recorded) -> str:
         props.append(f"rules={','.join(str(x.get('id')) for x in rules)}")
     elif r.type == "aws:backup/plan:Plan" and rules:
         props.append(f"rules={','.join(str(x.get('ruleName')) for x in rules)}")
+    elif r.type == "azure-native:storage:ObjectReplicationPolicy":
+        dest = str(r.inputs.get("destinationAccount", "")).rsplit("/", 1)[-1]
+        containers = ",".join(f"{x.get('sourceContainer')}→{x.get('destinationContainer')}" for x in rules or [])
+        half = "destination" if r.inputs.get("objectReplicationPolicyId") == "default" else "source"
+        props.append(f"{half} half to={dest} containers={containers}")
+    elif r.type == "azure-native:storage:StorageAccount":
+        immutable = (r.inputs.get("immutableStorageWithVersioning") or {}).get("immutabilityPolicy") or {}
+        encryption = r.inputs.get("encryption") or {}
+        props.append(f"sku={(r.inputs.get('sku') or {}).get('name')} keySource={encryption.get('keySource')}")
+        if immutable:
+            props.append(f"immutability={immutable.get('state')}/{_short(immutable.get('immutabilityPeriodSinceCreationInDays'))}d")
     flags = [f for f, on in (("protected", r.protect), ("retainOnDelete", r.retain_on_delete)) if on]
     name = r.type.split(":")[-1]
     return f"{name} {r.name}" + (f" [{', '.join(flags)}]" if flags else "") + (f"  {' '.join(props)}" if props else "")
@@ -124,6 +142,9 @@ def _arn_owners(run: StackRun) -> dict[str, Recorded]:
     owners: dict[str, Recorded] = {}
     for r in run.resources:
         arn = r.outputs.get("arn")
+        arm_id = str(r.outputs.get("id", ""))
+        if arn is None and r.type.startswith("azure-native:") and arm_id.startswith("/subscriptions/"):
+            arn = arm_id  # an ARM resource id plays the ARN's part
         if not isinstance(arn, str) or not arn:
             continue
         rank = ("arn" in r.inputs, r.name)  # its own ARN first, then by name
@@ -225,7 +246,8 @@ def render_text(pairs: dict[str, PairRun]) -> str:
             out.append("  outputs:")
             for key, value in run.outputs.items():
                 if key != "objectives":
-                    out.append(f"    {key} = {_short(value, 100)}")
+                    shown = "[secret]" if key in run.secret_outputs else _short(value, 100)
+                    out.append(f"    {key} = {shown}")
             out.append("  objectives (achieved vs declared, per scenario of the plan):")
             out.extend(objectives_lines(run))
             if run.outputs.get("nextStep"):
@@ -285,7 +307,7 @@ def to_json(pairs: dict[str, PairRun]) -> dict[str, Any]:
     def site(run: StackRun) -> dict[str, Any]:
         return {
             "stack": run.stack,
-            "outputs": run.outputs,
+            "outputs": {k: "[secret]" if k in run.secret_outputs else v for k, v in run.outputs.items()},
             "resources": [
                 {
                     "type": r.type,

@@ -45,3 +45,19 @@ def staging(pair_staging: PairRun) -> StackRun:
 @pytest.fixture(scope="session")
 def staging_dr(pair_staging: PairRun) -> StackRun:
     return pair_staging.dr
+
+
+@pytest.fixture(scope="session")
+def pair_azure() -> PairRun:
+    """prod-azure + dr-azure after the documented bootstrap (dr, prod, dr, prod)."""
+    return run_pair(*PAIRS["prod-azure"])
+
+
+@pytest.fixture(scope="session")
+def prod_azure(pair_azure: PairRun) -> StackRun:
+    return pair_azure.primary
+
+
+@pytest.fixture(scope="session")
+def dr_azure(pair_azure: PairRun) -> StackRun:
+    return pair_azure.dr

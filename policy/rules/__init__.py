@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import access, azure_data, backup, functions, hardening, keys, rds, s3
+from . import access, azure_data, azure_keyvault, azure_storage, backup, functions, hardening, keys, rds, s3
 
 POLICIES: list[Policy] = [
     *s3.POLICIES,
@@ -20,6 +20,8 @@ POLICIES: list[Policy] = [
     *functions.POLICIES,
     *hardening.POLICIES,
     *azure_data.POLICIES,
+    *azure_storage.POLICIES,
+    *azure_keyvault.POLICIES,
 ]
 
 BY_NAME: dict[str, Policy] = {p.name: p for p in POLICIES}

@@ -51,9 +51,10 @@ import sys, warnings
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    from infra.mockrun import PAIRS, run_pair
+    from infra.mockrun import PAIRS, load_stack_config, run_pair
     for pair in PAIRS.values():
-        run_pair(*pair)
+        if load_stack_config(pair[0])["postoucancer-dr:cloud"] == "aws":  # Azure's: tests/infra/azure
+            run_pair(*pair)
 ours = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
         if issubclass(w.category, DeprecationWarning) and "/site-packages/" not in w.filename]
 print("OURS", ours)

@@ -174,7 +174,7 @@ def test_the_leak_detector_finds_a_planted_leak():
 
 def test_stack_files_hold_no_plain_credentials():
     files = sorted(ROOT.glob("Pulumi.*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 6  # prod, dr, staging, staging-dr, prod-azure, dr-azure
     for path in files:
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
         assert plain_credentials(config) == [], path.name

@@ -49,12 +49,12 @@ def test_a_broken_real_stack_fails_the_check(prod):
     assert "s3-bucket-versioned" in failed
 
 
-def test_cli_exits_non_zero_only_on_mandatory_violations(monkeypatch, capsys, pair_prod, pair_staging):
-    runs = {"prod": pair_prod, "staging": pair_staging}
+def test_cli_exits_non_zero_only_on_mandatory_violations(monkeypatch, capsys, pair_prod, pair_staging, pair_azure):
+    runs = {"prod": pair_prod, "staging": pair_staging, "prod-azure": pair_azure}
     monkeypatch.setattr(policy_check, "run_pair", lambda primary, dr: runs[primary])
     assert policy_check.main([]) == 0
     out = capsys.readouterr().out
-    for stack in ("prod", "dr", "staging", "staging-dr"):
+    for stack in ("prod", "dr", "staging", "staging-dr", "prod-azure", "dr-azure"):
         assert f"{stack}: " in out
     assert "policy check: passed" in out
 
