@@ -48,11 +48,11 @@ def _s3(env: DrillEnvironment, result: ScenarioResult, progress: Progress) -> Ba
     attacker = store.creds  # the production account's keys
     accounts = {"attacker": vault_account.account_of(attacker), "vault": vault_account.account_of(vault.creds)}
     foreign = vault.attack(attacker)
-    refused = foreign.permanent_refused + foreign.markers_refused + len(foreign.other_refused)
-    tried = 2 * foreign.versions + len(foreign.other_refused) + len(foreign.other_allowed)
+    refused, tried = foreign.refused, foreign.tried
     progress(f"  the production account's keys against the vault copy: {refused}/{tried} requests refused")
     result.check("the production account's keys cannot delete the vault copy",
-                 accounts["attacker"] != accounts["vault"] and foreign.versions == copied > 0 and refused == tried,
+                 accounts["attacker"] != accounts["vault"] and foreign.versions == copied > 0
+                 and refused == tried,
                  f"{refused} of {tried} deletes and bucket changes refused (account {accounts['attacker']} "
                  f"against account {accounts['vault']}'s bucket)")
     insider = vault.attack(hide=False)

@@ -19,14 +19,23 @@ class Attack:
     """What a delete-everything attack on a bucket achieved."""
 
     versions: int = 0  # object versions the attacker aimed at
+    keys: int = 0  # object names among them (a plain DELETE names a key, not a version)
     permanent_refused: int = 0  # DELETE ?versionId= (with BypassGovernanceRetention) refused
     markers_placed: int = 0  # plain DELETEs (one per key) that succeeded: they only hide
     markers_refused: int = 0  # plain DELETEs refused
     other_refused: list[str] = field(default_factory=list)  # bucket-level attempts refused
     other_allowed: list[str] = field(default_factory=list)  # bucket-level attempts that worked
 
+    @property
+    def tried(self) -> int:
+        return self.versions + self.markers_placed + self.markers_refused + len(self.other_refused + self.other_allowed)
+
+    @property
+    def refused(self) -> int:
+        return self.permanent_refused + self.markers_refused + len(self.other_refused)
+
     def as_fact(self) -> dict[str, object]:
-        return {"versions": self.versions, "permanent_deletes_refused": self.permanent_refused,
+        return {"versions": self.versions, "keys": self.keys, "permanent_deletes_refused": self.permanent_refused,
                 "plain_deletes_refused": self.markers_refused, "delete_markers_placed": self.markers_placed,
                 "bucket_changes_refused": self.other_refused, "bucket_changes_allowed": self.other_allowed}
 
@@ -118,7 +127,7 @@ class S3BackupStore(BackupStore):
 
         s3 = self.s3(creds)
         versions = self.versions()  # the owner lists: the attacker is assumed to know every name
-        result = Attack(versions=len(versions))
+        result = Attack(versions=len(versions), keys=len({v["Key"] for v in versions}))
         for v in versions:
             try:
                 # Bypassing governance mode is what an admin-level attacker would try; a
