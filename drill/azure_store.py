@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,10 +39,15 @@ class Probe:
 
 
 def _refused(exc) -> str:
-    """`501 Not Implemented`, `409 BlobImmutableDueToPolicy`: the status and the service's code."""
+    """`501 Not Implemented`, `409 Conflict (BlobImmutableDueToPolicy)`: the answer, briefly."""
+    status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None)
-    said = getattr(code, "value", code) or getattr(exc, "reason", None) or type(exc).__name__
-    return f"{getattr(exc, 'status_code', '?')} {said}"
+    code = getattr(code, "value", code)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = type(exc).__name__
+    return f"{status} {phrase}" + (f" ({code})" if code else "")
 
 
 @dataclass

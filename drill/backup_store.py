@@ -40,7 +40,7 @@ def barman_tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"{name} not found: install barman[cloud,azure] (drill/requirements.txt)")
+        raise RuntimeError(f"{name} not found: install barman[cloud,azure,lz4] (drill/requirements.txt)")
     return found
 
 
@@ -109,7 +109,8 @@ class BackupStore(ABC):
 
     def base_backup(self, cluster: PgCluster) -> str:
         """A barman-cloud base backup of a running cluster; returns its backup id."""
-        self._barman("barman-cloud-backup", "--gzip", "--immediate-checkpoint", "-h", "127.0.0.1",
+        # lz4, not gzip: tarfile's gzip runs at level 9 and was a third of the backup's CPU.
+        self._barman("barman-cloud-backup", "--lz4", "--immediate-checkpoint", "-h", "127.0.0.1",
                      "-p", str(cluster.port), "-U", "postgres", self.url, SERVER_NAME)
         self.after_base_backup()
         return self.latest_backup_id()
