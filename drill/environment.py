@@ -225,7 +225,11 @@ def drill_workspace(workdir: Path | None = None, store: str = "s3"):
             raise SystemExit(f"drill: {parent} is not searchable by the postgres user; choose another --workdir")
     services = service(store)
     try:
-        yield services.start(root), root
+        try:
+            services.start(root)
+        except RuntimeError as exc:  # an emulator missing or not starting: say which, and the fix
+            raise SystemExit(f"drill: --store {store}: {exc}") from exc
+        yield services, root
     finally:
         services.stop()
         if own:

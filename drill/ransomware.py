@@ -30,7 +30,7 @@ def attack_the_backups(env: DrillEnvironment, result: ScenarioResult, progress: 
 def _s3(env: DrillEnvironment, result: ScenarioResult, progress: Progress) -> BackupStore:
     store, vault_account = env.store, env.services.vault
     before = len(store.versions())
-    store.after_base_backup()  # lock what moto left unlocked since (see S3BackupStore.seal_unlocked)
+    store.sealed += store.seal_unlocked()  # what moto left unlocked since the base backup
     # Replication would have delivered the objects long before the attack (moto runs no
     # replication rules: the drill makes the copy itself, at the incident).
     vault, copied = vault_account.replicate(store, env.workdir / env.name / "vault-hooks")
