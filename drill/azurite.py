@@ -7,6 +7,7 @@ repository); AZURITE_BLOB names another `azurite-blob` executable.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,6 +37,18 @@ def azurite_blob() -> str:
         "(what .ci/run does; needs Node 18+), or set AZURITE_BLOB to its path")
 
 
+def azurite_version(executable: str | None = None) -> str:
+    """The installed Azurite's version, from its package.json (`--version` takes seconds)."""
+    path = Path(executable or azurite_blob()).resolve()
+    for parent in path.parents:
+        manifest = parent / "package.json"
+        if manifest.exists():
+            meta = json.loads(manifest.read_text())
+            if meta.get("name") == "azurite":
+                return str(meta.get("version", "?"))
+    return "?"
+
+
 @dataclass
 class AzuriteServer:
     port: int = field(default_factory=free_port)
@@ -50,8 +63,12 @@ class AzuriteServer:
         return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
                 f"BlobEndpoint={self.account_url};")
 
+    def version(self) -> str:
+        return azurite_version()
+
     def start(self, timeout: float = 30.0) -> AzuriteServer:
         self.location = Path(self.location or tempfile.mkdtemp(prefix="azurite-"))
+        self.location.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [azurite_blob(), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
              str(self.location), "--silent", "--skipApiVersionCheck"],

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from drill.backup_store import STORE_TITLES, STORES
 from drill.environment import DrillEnvironment, drill_workspace
 from drill.report import ScenarioResult, as_json, as_table
 from drill.scenarios import FAULTS, RUNNERS, Options
@@ -28,8 +29,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m drill",
         description="Rehearse the DR plan's four scenarios on real PostgreSQL (barman-cloud to a "
-        "loopback S3 API) and measure RTO and RPO against the DR model's objectives.",
+        "loopback S3 API or Azure Blob emulator) and measure RTO and RPO against the DR model's objectives.",
     )
+    p.add_argument("--store", choices=STORES, default="s3",
+                   help="where WAL and base backups go: s3 (moto's S3, with a vault account) or azure "
+                   "(Azurite's Blob service); default s3")
     p.add_argument("--scenario", action="append", choices=[s.value for s in Scenario],
                    help="run only this scenario (repeatable; default: all four)")
     p.add_argument("--rows", type=int, default=20000,
@@ -57,9 +61,10 @@ def run(
     rate: float,
     progress: Callable[[str], None],
     workdir: Path | None = None,
+    store: str = "s3",
 ) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
-    with drill_workspace(workdir) as (moto, root):
+    with drill_workspace(workdir, store) as (services, root):
         for site, group, kwargs in (
             ("site", SHARED_SITE, {"synchronous_standby": options.fault != "standby-stall"}),
             ("ransomware-site", OWN_SITE, {"with_standby": False}),
@@ -68,9 +73,9 @@ def run(
             if not todo:
                 continue
             kwargs["base_backup"] = any(s in RESTORES_FROM_BACKUP for s in todo)
-            env = DrillEnvironment(moto, root, site, rows, rate, progress=progress, **kwargs)
+            env = DrillEnvironment(services, root, site, rows, rate, progress=progress, **kwargs)
             try:
-                progress(f"building {site}: primary with WAL archiving to an Object-Lock bucket"
+                progress(f"building {site}: primary with WAL archiving to {services.title}"
                          + (", synchronous standby" if env.with_standby and env.synchronous_standby else
                             ", asynchronous standby" if env.with_standby else ""))
                 env.build()
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         results = run(scenarios, args.rows, Options(args.load_seconds, args.inject_fault), args.rate,
-                      progress, args.workdir)
+                      progress, args.workdir, args.store)
         if INTERRUPTED.is_set():
             raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -133,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
     total = timedelta(seconds=time.monotonic() - started)
     if args.json:
-        print(as_json(results, total, {"rows": args.rows, "load_seconds": args.load_seconds,
+        print(as_json(results, total, {"store": args.store, "rows": args.rows, "load_seconds": args.load_seconds,
                                        "rate": args.rate, "inject_fault": args.inject_fault,
                                        "scenarios": [s.value for s in scenarios]}))
     else:
-        print(as_table(results, total))
+        print(as_table(results, total, STORE_TITLES[args.store]))
     return 0 if results and all(r.passed for r in results) else 1

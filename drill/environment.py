@@ -1,13 +1,12 @@
-"""The drill's site: a primary with continuous WAL archiving and base backups to an
-Object-Lock bucket (barman-cloud), a streaming standby, and side clusters restored from the
-store. Everything lives under one work directory and is torn down by `close()`, which the
+"""The drill's site: a primary with continuous WAL archiving and base backups to a locked
+object store (barman-cloud; `drill.backup_store`), a streaming standby, and side clusters
+restored from the store. Everything lives under one work directory and is torn down by `close()`, which the
 drill reaches on success, failure and Ctrl-C alike.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import psycopg
 
-from drill.backup_store import BackupStore
+from drill.backup_store import BackupStore, StoreService, service
 from drill.load import Ledger, LoadWriter, seed
-from drill.local import PG_BIN, MotoServer, PgCluster, _as_postgres
+from drill.local import PG_BIN, PgCluster, _as_postgres
 from drplan.schedules import SCHEDULES
 
 DBNAME = "postoucancer"
@@ -69,7 +68,7 @@ def query(cluster: PgCluster, sql: str, params=None, dbname: str = DBNAME):
 
 @dataclass
 class DrillEnvironment:
-    moto: MotoServer
+    services: StoreService
     workdir: Path
     name: str
     seed_rows: int
@@ -83,16 +82,13 @@ class DrillEnvironment:
     primary: PgCluster | None = None
     standby: PgCluster | None = None
     backup_id: str | None = None
-    sealed: int = 0  # object versions the drill had to lock itself (see BackupStore.seal_unlocked)
     restore_timings: dict[str, dict[str, float]] = field(default_factory=dict)
     _side: list[PgCluster] = field(default_factory=list)
     _writers: list[LoadWriter] = field(default_factory=list)
 
     def build(self) -> DrillEnvironment:
         root = self.workdir / self.name
-        # Unique: moto keeps its buckets per process, across servers.
-        bucket = f"drill-{self.name}-{secrets.token_hex(4)}"
-        self.store = BackupStore(self.moto, bucket=bucket, hooks_dir=root / "hooks").create()
+        self.store = self.services.new_store(self.name, hooks_dir=root / "hooks").create()
         # Assigned before it starts, so that close() finds it whatever fails next.
         self.primary = PgCluster.create(settings=primary_settings(self.store), root=root / "primary")
         self.primary.start()
@@ -102,8 +98,7 @@ class DrillEnvironment:
         if self.base_backup:
             started = time.monotonic()
             self.backup_id = self.store.base_backup(self.primary)
-            self.sealed = self.store.seal_unlocked()
-            self.progress(f"  base backup {self.backup_id} in the locked bucket "
+            self.progress(f"  base backup {self.backup_id} in the store "
                           f"({time.monotonic() - started:.1f}s)")
         if self.with_standby:
             self.standby = self._make_standby(root / "standby")
@@ -164,16 +159,18 @@ class DrillEnvironment:
 
         wait_until(archived, timeout, f"WAL segment {segment} to be archived")
 
-    def restore(self, label: str, target_time: datetime | None) -> PgCluster:
-        """A fresh cluster from the base backup plus archived WAL: to just before
-        `target_time` (exclusive), or to the end of the archive when it is None."""
+    def restore(self, label: str, target_time: datetime | None, source: BackupStore | None = None) -> PgCluster:
+        """A fresh cluster from the base backup plus archived WAL of `source` (default: the
+        site's own store): to just before `target_time` (exclusive), or to the end of the
+        archive when it is None."""
+        source = source or self.store
         cluster = PgCluster.empty(root=self.workdir / self.name / label)
         self._side.append(cluster)
         started = time.monotonic()
-        self.store.restore(self.backup_id, cluster)
+        source.restore(self.backup_id, cluster)
         downloaded = time.monotonic()
         settings = {
-            "restore_command": self.store.restore_command,
+            "restore_command": source.restore_command,
             "recovery_target_action": "'promote'",
             # Each site archives one timeline; 'latest' would probe the store for history
             # files, one barman-cloud process start-up each.
@@ -216,8 +213,8 @@ def _touch_as_postgres(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def drill_workspace(workdir: Path | None = None):
-    """The moto endpoint and work directory shared by the drill's environments."""
+def drill_workspace(workdir: Path | None = None, store: str = "s3"):
+    """The store emulator (`--store`) and the work directory shared by the drill's sites."""
     own = workdir is None
     root = Path(workdir or tempfile.mkdtemp(prefix="drill-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -226,10 +223,14 @@ def drill_workspace(workdir: Path | None = None):
     for parent in root.resolve().parents:
         if not parent.stat().st_mode & 0o001:
             raise SystemExit(f"drill: {parent} is not searchable by the postgres user; choose another --workdir")
-    moto = MotoServer().start()
+    services = service(store)
     try:
-        yield moto, root
+        try:
+            services.start(root)
+        except RuntimeError as exc:  # an emulator missing or not starting: say which, and the fix
+            raise SystemExit(f"drill: --store {store}: {exc}") from exc
+        yield services, root
     finally:
-        moto.stop()
+        services.stop()
         if own:
             shutil.rmtree(root, ignore_errors=True)

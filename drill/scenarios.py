@@ -19,6 +19,7 @@ import psycopg
 
 from drill.environment import DBNAME, STANDBY_NAME, DrillEnvironment, query, wait_until
 from drill.integrity import amcheck, exactness, loss, prefix_gaps, present_keys, seed_rows_present
+from drill.ransomware import attack_the_backups
 from drill.report import ScenarioResult
 from drplan.objectives import Scenario
 from drplan.schedules import SCHEDULES
@@ -258,24 +259,15 @@ def ransomware(env: DrillEnvironment, opt: Options, progress: Progress) -> Scena
     result = ScenarioResult(Scenario.RANSOMWARE)
     writer = env.writer()
     time.sleep(opt.load_seconds)
-    versions_before = len(env.store.versions())
     t0 = _now()
     env.primary.crash()
     shutil.rmtree(env.primary.data_dir)  # "encrypted": the data directory is gone
     writer.stop()
     if writer.error:
         raise writer.error
-    env.sealed += env.store.seal_unlocked()
-    versions, refused, markers = env.store.attack()
-    progress(f"  primary wiped; attacker's permanent deletes refused {refused}/{versions}, "
-             f"{markers} delete markers placed")
-    result.check("every permanent delete of a locked backup refused", refused == versions and versions > 0,
-                 f"{refused} of {versions} refused")
-    # Recovery: uncover the locked versions, then restore from them.
-    uncovered = env.store.remove_delete_markers()
-    result.check("all backup versions intact after the attack", len(env.store.versions()) == versions_before,
-                 f"{len(env.store.versions())} of {versions_before}")
-    restored = env.restore("ransomware-recovery", None)
+    # The attacker goes for the backups next; what the store refuses is the store's own.
+    source = attack_the_backups(env, result, progress)
+    restored = env.restore("ransomware-recovery", None, source=source)
     result.facts.update(env.restore_timings["ransomware-recovery"])
     present = present_keys(restored)
     gaps = prefix_gaps(env.ledger, present)
@@ -284,9 +276,7 @@ def ransomware(env: DrillEnvironment, opt: Options, progress: Progress) -> Scena
     # What the unarchived tail can cost is bounded by archive_timeout (the model's WAL cadence).
     result.check("loss within the WAL archiving bound", result.rpo <= SCHEDULES.wal_archive_every,
                  f"{result.rpo.total_seconds():.1f}s lost, bound {SCHEDULES.wal_archive_every}")
-    result.facts.update(backup_versions=versions, deletes_refused=refused, delete_markers_removed=uncovered,
-                        acknowledged_rows_in_unarchived_wal=result.rows_lost,
-                        versions_locked_by_the_drill_for_moto=env.sealed)
+    result.facts.update(acknowledged_rows_in_unarchived_wal=result.rows_lost)
     return result
 
 

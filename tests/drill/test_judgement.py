@@ -96,7 +96,25 @@ def test_reports_show_the_verdict():
     assert not json.loads(as_json([], timedelta(0), {}))["passed"]  # nothing run is no pass
 
 
-@pytest.mark.parametrize("argv", [["--rows", "0"], ["--load-seconds", "0"], ["--scenario", "flood"]])
+def test_a_guarantee_the_emulator_lacks_is_stated_never_passed():
+    r = result(1.5, 0)
+    r.not_rehearsed("the account key cannot delete a locked backup", "Azurite 3.35.0", "501 Not Implemented")
+    assert r.passed  # judged on what could be rehearsed
+    assert [c.name for c in r.rehearsed] == ["a check"]
+    table = as_table([r], timedelta(seconds=3), store="Azure Blob Storage (Azurite)")
+    assert table.startswith("store: Azure Blob Storage (Azurite)")
+    assert "1/1 +1 not emulated" in table
+    assert ("NOT EMULATED by Azurite 3.35.0, not passed: the account key cannot delete a locked backup: "
+            "501 Not Implemented") in table
+    check = json.loads(as_json([r], timedelta(seconds=3), {}))["scenarios"][0]["checks"][1]
+    assert check == {"name": "the account key cannot delete a locked backup", "ok": None,
+                     "status": "not emulated by Azurite 3.35.0", "detail": "501 Not Implemented"}
+    r.check("another check", False)
+    assert not r.passed  # a failed rehearsed check still fails the scenario
+
+
+@pytest.mark.parametrize("argv", [["--rows", "0"], ["--load-seconds", "0"], ["--scenario", "flood"],
+                                  ["--store", "gcs"]])
 def test_nonsense_options_are_refused(argv):
     with pytest.raises(SystemExit) as exc:
         parse_args(argv)
