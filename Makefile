@@ -37,8 +37,10 @@ lint: setup-dev
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# Both stores: S3 (moto) and Azure Blob Storage (Azurite; installed by .ci/run, AZURITE_BLOB).
 drill: setup-dev
 	$(BIN)/python -m drill
+	$(BIN)/python -m drill --store azure
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
