@@ -67,6 +67,53 @@ def _code(exc: AzureError) -> str:
     return str(getattr(code, "value", code) or _status(exc) or type(exc).__name__)
 
 
+# Ranges fetched ahead of the consumer: the download of the next ranges overlaps the restore of
+# this one (a range is fetched only when asked for otherwise, and pg_restore waits on each
+# round trip). Memory: this many ranges of the client's max_chunk_get_size (4 MiB).
+READ_AHEAD_CHUNKS = 4
+_DONE = object()
+
+
+def _read_ahead(chunks: Iterator[bytes], depth: int) -> Iterator[bytes]:
+    """`chunks`, fetched by a thread up to `depth` ahead; its errors surface here, in order."""
+    import queue
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised where it reads
+            put(exc)
+
+    worker = threading.Thread(target=fetch, name="blob-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early (a failed restore) releases the thread
+        worker.join(timeout=5)
+
+
 def _storage_error(exc: AzureError, what: str) -> StorageError:
     if isinstance(exc, ClientAuthenticationError) or _status(exc) == 403:
         return StorageError(
@@ -182,7 +229,7 @@ class AzureBlobStore:
         except AzureError as exc:
             raise _storage_error(exc, f"reading {key}") from None
         try:
-            yield from downloader.chunks()
+            yield from _read_ahead(downloader.chunks(), READ_AHEAD_CHUNKS)
         except AzureError as exc:
             raise _storage_error(exc, f"reading {key}") from None
 

@@ -292,3 +292,32 @@ def test_container_apps_job_bad_input_exits_2_naming_the_field(azure, env, monke
     res = _last_json(capsys)
     assert res["status"] == "invalid" and field in [p["field"] for p in res["details"]["problems"]]
     assert azure.keys() == []
+
+
+def test_read_ahead_keeps_order_and_raises_where_the_consumer_reads():
+    """The verify download fetches ranges ahead of the restore; a failed range must surface at
+    its place in the stream (nothing after it is handed out), and a consumer that stops early
+    must not leave the fetching thread blocked."""
+    import threading
+    import time
+
+    from lambdas.adapters.azure_blob import _read_ahead
+
+    def failing():
+        yield b"a"
+        yield b"b"
+        raise OSError("range 3 failed")
+
+    got = []
+    with pytest.raises(OSError, match="range 3 failed"):
+        for chunk in _read_ahead(failing(), depth=4):
+            got.append(chunk)
+    assert got == [b"a", b"b"]
+
+    endless = (bytes([i % 256]) for i in range(10**9))
+    stream = _read_ahead(endless, depth=2)
+    assert [next(stream), next(stream)] == [b"\x00", b"\x01"]
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 2
+    assert not any(t.name == "blob-read-ahead" and t.is_alive() for t in threading.enumerate())
