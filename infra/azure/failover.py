@@ -4,7 +4,7 @@ plan's HTTPS probes, one external endpoint per site: each site's `appEndpoint`, 
 read from the peer stack, the DR site's its own. Activation disables the primary endpoint
 (components/azure/traffic_manager.py), so traffic stays on the DR site even if the old primary
 comes back half-alive. The API's public name is a CNAME to the profile's
-`<name>.trafficmanager.net` (exported as `failover.fqdn`).
+`<name>.trafficmanager.net` (exported as `dns.fqdn`: the name `python -m infra.activate` reads, as on AWS).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def build(site: Site, base: Foundation, app: App) -> TrafficManager | None:
     assert azure is not None
     primary = site.peer.get("appEndpoint")
     if primary is None:
-        site.export("failover", {"enabled": False, "waitingFor": "appEndpoint of the primary"})
+        site.export("dns", {"enabled": False, "waitingFor": "appEndpoint of the primary"})
         return None
     name = azure.traffic_manager_name or traffic_manager_name(base.subscription_id, site.stack)
     manager = TrafficManager(
@@ -40,7 +40,7 @@ def build(site: Site, base: Foundation, app: App) -> TrafficManager | None:
         opts=base.opts,
     )
     site.export(
-        "failover",
+        "dns",
         {
             "enabled": True,
             "fqdn": manager.fqdn,

@@ -61,7 +61,7 @@ def test_the_activated_site_says_what_it_did_and_what_is_pending(pair_azure):
     assert changed["activated"] == (False, True)
     assert changed["filesReplication.role"] == ("destination", "primary since activation")
     assert changed["standby.promoted"] == (False, True)
-    assert changed["failover.serving"] == ("primary", "dr")
+    assert changed["dns.serving"] == ("primary", "dr")
     assert changed["app.scale"] == ("warm-standby", "production")
     assert after.outputs["activation"]["done"] == list(DONE)
     assert after.outputs["activation"]["pending"] == list(PENDING)
