@@ -100,6 +100,7 @@ def test_the_objectives_table_is_exported_and_printed(pair_azure):
     text = render_text({"prod-azure": pair_azure})
     assert "pulumi up -s dr-azure → pulumi up -s prod-azure → pulumi up -s dr-azure → pulumi up -s prod-azure" in text
     assert text.count("objectives (achieved vs declared") == 2
+    assert text.count("source geo-restore (paired region): RPO 1h") == 2  # each site lists every source
     assert "databaseCredentials = [secret]" in text
 
 
