@@ -57,6 +57,8 @@ _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 # Azure's restricted-access European regions (access on request, for customers with an in-country
 # presence; Azure docs "Azure region access request process"): a DR site there cannot be counted on.
 AZURE_RESTRICTED_REGIONS = frozenset({"francesouth", "germanynorth", "norwaywest", "switzerlandwest"})
+# Premium SSD storage sizes of PostgreSQL flexible server (GiB; Azure "Compute and storage options").
+AZURE_POSTGRES_STORAGE_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
 
 
 
@@ -237,6 +239,30 @@ class Azure(_Strict):
     # Unlocked only (storage AccountImmutabilityPolicyState): the first `pulumi up` of a new
     # locked site runs with `unlocked`, the next one locks. Default: Locked where vaultLock is on.
     immutability: str | None = Field(None, pattern=r"^(locked|unlocked)$")
+    # PostgreSQL flexible server: compute (General Purpose or Memory Optimized: HA and read
+    # replicas exclude Burstable) and provisioned storage, one of the sizes Azure offers.
+    postgres_sku: str = Field("Standard_D2ds_v5", alias="postgresSku", pattern=r"^Standard_[DE]\d+[a-z]*(_v\d+)?$")
+    postgres_storage_gb: int = Field(128, alias="postgresStorageGb")
+    redis_capacity: int = Field(1, alias="redisCapacity", ge=1, le=4)  # Premium P1..P4
+    # Traffic Manager's <name>.trafficmanager.net (globally unique); default: derived from the
+    # subscription, deterministic (infra/azure/failover.py).
+    traffic_manager_name: str | None = Field(
+        None, alias="trafficManagerName", pattern=r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+    )
+    # The backup/verify image's tag in this site's registry (`az acr build`, docs/azure.md).
+    jobs_image_tag: str = Field("1.0.0", alias="jobsImageTag", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    # AKS application routing (managed ingress-nginx) serves the Ingress with this Key Vault
+    # certificate (its versionless secret URI); unset: the controller's default certificate.
+    tls_certificate_uri: str | None = Field(
+        None, alias="tlsCertificateUri", pattern=r"^https://[a-z0-9-]+\.vault\.azure\.net/(certificates|secrets)/.+$"
+    )
+
+    @field_validator("postgres_storage_gb")
+    @classmethod
+    def _storage_size(cls, v: int) -> int:
+        if v not in AZURE_POSTGRES_STORAGE_GB:
+            raise ValueError(f"one of the flexible server's storage sizes {AZURE_POSTGRES_STORAGE_GB} (GiB)")
+        return v
 
     @field_validator("subscription_id", "tenant_id")
     @classmethod
@@ -342,6 +368,9 @@ class StackConfig(_Strict):
             database_size_gb=self.database.size_gb,
             warm_standby=self.database.warm_standby,
             vault_locked=self.locked,
+            # Azure: the flexible server's geo-redundant backups are a recovery source of their own
+            # (restorable in the paired region, drplan.recovery GEO_BACKUP_REPLICATION_DELAY).
+            geo_backup=self.cloud is Cloud.AZURE,
         )
 
 

@@ -166,6 +166,30 @@ _AZURE_PATHS: dict[str, tuple[str, str]] = {
     "azure-native:privatedns:PrivateZone": ("Microsoft.Network/privateDnsZones/{name}", "privateZoneName"),
     "azure-native:privatedns:VirtualNetworkLink": (
         "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{name}", "virtualNetworkLinkName"),
+    "azure-native:dbforpostgresql:Server": ("Microsoft.DBforPostgreSQL/flexibleServers/{name}", "serverName"),
+    "azure-native:dbforpostgresql:Configuration": (
+        "Microsoft.DBforPostgreSQL/flexibleServers/{serverName}/configurations/{name}", "configurationName"),
+    "azure-native:dataprotection:BackupVault": ("Microsoft.DataProtection/backupVaults/{name}", "vaultName"),
+    "azure-native:dataprotection:BackupPolicy": (
+        "Microsoft.DataProtection/backupVaults/{vaultName}/backupPolicies/{name}", "backupPolicyName"),
+    "azure-native:dataprotection:BackupInstance": (
+        "Microsoft.DataProtection/backupVaults/{vaultName}/backupInstances/{name}", "backupInstanceName"),
+    "azure-native:redis:Redis": ("Microsoft.Cache/redis/{name}", "name"),
+    "azure-native:trafficmanager:Profile": ("Microsoft.Network/trafficManagerProfiles/{name}", "profileName"),
+    "azure-native:trafficmanager:Endpoint": (
+        "Microsoft.Network/trafficManagerProfiles/{profileName}/ExternalEndpoints/{name}", "endpointName"),
+    "azure-native:app:ManagedEnvironment": ("Microsoft.App/managedEnvironments/{name}", "environmentName"),
+    "azure-native:app:Job": ("Microsoft.App/jobs/{name}", "jobName"),
+    "azure-native:containerregistry:Registry": ("Microsoft.ContainerRegistry/registries/{name}", "registryName"),
+    "azure-native:operationalinsights:Workspace": ("Microsoft.OperationalInsights/workspaces/{name}", "workspaceName"),
+    "azure-native:monitor:ActionGroup": ("Microsoft.Insights/actionGroups/{name}", "actionGroupName"),
+    "azure-native:monitor:MetricAlert": ("Microsoft.Insights/metricAlerts/{name}", "ruleName"),
+    "azure-native:monitor:ScheduledQueryRule": ("Microsoft.Insights/scheduledQueryRules/{name}", "ruleName"),
+}
+
+# Extension resources: their id is the target resource's id + /providers/<type>/<name>.
+_AZURE_EXTENSIONS: dict[str, tuple[str, str]] = {
+    "azure-native:monitor:DiagnosticSetting": ("resourceUri", "Microsoft.Insights/diagnosticSettings"),
 }
 
 
@@ -183,6 +207,22 @@ def _azure_resource(typ: str, logical: str, state: dict[str, Any], rid: str, sub
     if typ == "azure-native:resources:ResourceGroup":
         name = state.get("resourceGroupName") or _azure_name(logical, rid, typ)
         rid_path = f"/subscriptions/{subscription}/resourceGroups/{name}"
+        state.update(name=name, id=rid_path)
+        return rid_path, state
+    if typ in _AZURE_EXTENSIONS:
+        target_key, kind_path = _AZURE_EXTENSIONS[typ]
+        name = state.get("name") or _azure_name(logical, rid, typ)
+        rid_path = f"{state.get(target_key)}/providers/{kind_path}/{name}"
+        state.update(name=name, id=rid_path)
+        return rid_path, state
+    if typ == "azure-native:authorization:RoleDefinition":
+        name = state.get("roleDefinitionId") or _fake_uuid(subscription, logical)
+        rid_path = f"{state.get('scope')}/providers/Microsoft.Authorization/roleDefinitions/{name}"
+        state.update(name=name, id=rid_path)
+        return rid_path, state
+    if typ == "azure-native:monitor:SubscriptionDiagnosticSetting":
+        name = state.get("name") or _azure_name(logical, rid, typ)
+        rid_path = f"/subscriptions/{subscription}/providers/Microsoft.Insights/diagnosticSettings/{name}"
         state.update(name=name, id=rid_path)
         return rid_path, state
     if typ == "azure-native:authorization:RoleAssignment":
@@ -243,6 +283,21 @@ def _azure_resource(typ: str, logical: str, state: dict[str, Any], rid: str, sub
         )
     elif typ == "azure-native:network:VirtualNetwork":
         state["subnets"] = [{**s, "id": f"{rid_path}/subnets/{s.get('name')}"} for s in state.get("subnets") or []]
+    elif typ == "azure-native:dbforpostgresql:Server":
+        state["fullyQualifiedDomainName"] = f"{name}.postgres.database.azure.com"
+    elif typ == "azure-native:redis:Redis":
+        state.update(hostName=f"{name}.redis.cache.windows.net", sslPort=6380)
+    elif typ == "azure-native:containerregistry:Registry":
+        state["loginServer"] = f"{name}.azurecr.io"
+    elif typ == "azure-native:trafficmanager:Profile":
+        dns = state.get("dnsConfig") or {}
+        state["dnsConfig"] = {**dns, "fqdn": f"{dns.get('relativeName')}.trafficmanager.net"}
+    elif typ == "azure-native:operationalinsights:Workspace":
+        state["customerId"] = _fake_uuid(subscription, logical, "workspace")
+    if isinstance(state.get("identity"), dict) and "SystemAssigned" in str(state["identity"].get("type")):
+        # A system-assigned identity: Azure answers with its principal (role assignments name it).
+        state["identity"] = {**state["identity"], "principalId": _fake_uuid(rid_path, "system-principal"),
+                             "tenantId": OFFLINE_SUBSCRIPTION}
     return rid_path, state
 
 
@@ -258,6 +313,7 @@ class _Mocks:
         azure_subscription: str | None = None,
     ):
         self.stack = stack
+        self.azure = azure_subscription is not None  # an Azure stack (its config names a subscription)
         self.azure_subscription = azure_subscription or OFFLINE_SUBSCRIPTION
         self.default_region = default_region or "eu-west-3"
         self.peer_outputs = peer_outputs
@@ -303,6 +359,12 @@ class _Mocks:
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}", uniqueId=f"AROA{rid.upper()}")
             return name, state
+        if args.typ == "kubernetes:networking.k8s.io/v1:Ingress" and self.azure:
+            # ingress-nginx on AKS (application routing): the public IP of its load balancer.
+            n = int(rid, 16)
+            address = f"20.{n % 200 + 10}.{n // 200 % 250}.{n % 250 + 1}"
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": address}]}}
+            return f"{args.name}-{rid}", state
         if args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
             # The AWS Load Balancer Controller writes the ALB's name into the status.
             lb = f"k8s-{rid[:8]}-{rid[8:12]}-{int(rid, 16) % 10**10}.{self.default_region}.elb.amazonaws.com"

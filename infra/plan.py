@@ -245,11 +245,14 @@ def render_text(pairs: dict[str, PairRun]) -> str:
                 out.extend(f"    {describe(r)}" for r in members)
             out.append("  outputs:")
             for key, value in run.outputs.items():
-                if key != "objectives":
+                if key not in ("objectives", "recoverySources"):
                     shown = "[secret]" if key in run.secret_outputs else _short(value, 100)
                     out.append(f"    {key} = {shown}")
             out.append("  objectives (achieved vs declared, per scenario of the plan):")
             out.extend(objectives_lines(run))
+            # Every way back the site offers (Azure stacks export them), not only each scenario's best.
+            for row in run.outputs.get("recoverySources") or []:
+                out.append(f"    source {row['source']}: RPO {row['rpo']}, RTO {row['rto']}")
             if run.outputs.get("nextStep"):
                 out.append(f"  NEXT: {run.outputs['nextStep']}")
         edges = cross_stack_edges(pair)

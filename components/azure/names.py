@@ -25,3 +25,14 @@ def key_vault_name(subscription_id: str, stack: str) -> str:
     """3-24 letters, digits and hyphens, starting with a letter, globally unique (Key Vault rules)."""
     stem = re.sub(r"[^a-z0-9-]", "", f"poc-{stack}".lower())[:15].rstrip("-")
     return f"{stem}-{_suffix(subscription_id, stack, 'vault', length=23 - len(stem))}"
+
+
+def traffic_manager_name(subscription_id: str, stack: str) -> str:
+    """`<name>.trafficmanager.net`: 1-63 letters, digits and hyphens, globally unique."""
+    return f"postoucancer-{_suffix(subscription_id, stack, 'traffic-manager', length=10)}"
+
+
+def registry_name(subscription_id: str, stack: str) -> str:
+    """A container registry: 5-50 letters and digits, globally unique (`<name>.azurecr.io`)."""
+    stem = re.sub(r"[^a-z0-9]", "", f"poc{stack}".lower())[:20]
+    return stem + _suffix(subscription_id, stack, "registry", length=12)

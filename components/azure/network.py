@@ -3,9 +3,18 @@ endpoints (Key Vault and blob storage are reached over Private Link only) and a 
 the workloads, with the private DNS zones that make the services' names resolve to the
 endpoints inside the network.
 
-Not here yet (composed later, with the other Azure concerns): AKS's own subnet and its
-delegation, PostgreSQL Flexible Server's delegated subnet and its private DNS zone, Redis's
-private endpoint, NSGs beyond Azure's defaults, peering between the two sites' networks.
+The data tier's own subnets: PostgreSQL flexible server's private access needs a subnet
+delegated to `Microsoft.DBforPostgreSQL/flexibleServers` (nothing else may live in it) and a
+private DNS zone whose name ends in `.postgres.database.azure.com` ("Networking with private
+access": not the `privatelink.` zone, which is for private endpoints); the Container Apps
+environment of the backup jobs needs a subnet delegated to `Microsoft.App/environments` (a
+workload-profiles environment takes a /27 or larger). Redis is reached through a private
+endpoint in the endpoints subnet (zone `privatelink.redis.cache.windows.net`), the jobs' image
+registry through one too (`privatelink.azurecr.io`: Container Apps is no trusted service of a
+registry whose network default is Deny).
+
+Not here: AKS (each site's cluster exists already and is reached by its kubeconfig), NSGs
+beyond Azure's defaults, peering between the two sites' networks.
 """
 
 from __future__ import annotations
@@ -20,7 +29,13 @@ import pulumi_azure_native as azure_native
 # "Azure Private Endpoint private DNS zone values": Key Vault "vault", Storage "blob").
 KEY_VAULT_ZONE = "privatelink.vaultcore.azure.net"
 BLOB_ZONE = "privatelink.blob.core.windows.net"
-ZONES = {"vault": KEY_VAULT_ZONE, "blob": BLOB_ZONE}
+REDIS_ZONE = "privatelink.redis.cache.windows.net"
+REGISTRY_ZONE = "privatelink.azurecr.io"
+ZONES = {"vault": KEY_VAULT_ZONE, "blob": BLOB_ZONE, "redisCache": REDIS_ZONE, "registry": REGISTRY_ZONE}
+# Private access (VNet integration) of PostgreSQL flexible server: a zone of the site's own.
+POSTGRES_ZONE = "postoucancer.private.postgres.database.azure.com"
+# Subnets handed to one service only (Azure "subnet delegation").
+DELEGATIONS = {"postgres": "Microsoft.DBforPostgreSQL/flexibleServers", "jobs": "Microsoft.App/environments"}
 
 
 @dataclass
@@ -33,13 +48,16 @@ class SiteNetworkArgs:
 
 def subnet_prefixes(address_space: str) -> dict[str, str]:
     """The subnets carved from the site's address space: private endpoints get the first /24,
-    workloads the second /20 (room for AKS nodes and jobs)."""
+    workloads the second /20 (room for AKS nodes), PostgreSQL and the jobs' environment the
+    second and third /24 (the order is the VNet's: new subnets are appended, never inserted)."""
     net = ipaddress.ip_network(address_space)
     if net.prefixlen > 19:
-        raise ValueError(f"address space {address_space} is too small: a /19 or larger holds both subnets")
-    endpoints = next(net.subnets(new_prefix=24))
+        raise ValueError(f"address space {address_space} is too small: a /19 or larger holds its subnets")
+    small = net.subnets(new_prefix=24)
+    endpoints, postgres, jobs = next(small), next(small), next(small)
     workloads = list(net.subnets(new_prefix=20))[1]
-    return {"private-endpoints": str(endpoints), "workloads": str(workloads)}
+    return {"private-endpoints": str(endpoints), "workloads": str(workloads), "postgres": str(postgres),
+            "jobs": str(jobs)}
 
 
 class SiteNetwork(pulumi.ComponentResource):
@@ -67,6 +85,11 @@ class SiteNetwork(pulumi.ComponentResource):
                     "private_endpoint_network_policies": "Enabled",
                     # No implicit internet egress (Azure retires default outbound access).
                     "default_outbound_access": False,
+                    **(
+                        {"delegations": [{"name": subnet, "service_name": DELEGATIONS[subnet]}]}
+                        if subnet in DELEGATIONS
+                        else {}
+                    ),
                 }
                 for subnet, prefix in prefixes.items()
             ],
@@ -78,7 +101,7 @@ class SiteNetwork(pulumi.ComponentResource):
             for i, subnet in enumerate(prefixes)
         }
         self.zone_ids = {}
-        for group, zone in ZONES.items():
+        for group, zone in {**ZONES, "postgres": POSTGRES_ZONE}.items():
             private_zone = azure_native.privatedns.PrivateZone(
                 f"{name}-{group}-zone",
                 resource_group_name=args.resource_group_name,

@@ -45,6 +45,8 @@ class Immutability:
 
     period: Period
     locked: bool
+    # Append blobs may grow under the policy (what Azure Monitor's exports write); backups: never.
+    allow_protected_append_writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class ProtectedStorageAccount(pulumi.ComponentResource):
                 "immutability_policy": {
                     "immutability_period_since_creation_in_days": args.immutability.period.days,
                     "state": "Locked" if args.immutability.locked else "Unlocked",
-                    "allow_protected_append_writes": False,
+                    "allow_protected_append_writes": args.immutability.allow_protected_append_writes,
                 },
             }
         self.account = azure_native.storage.StorageAccount(

@@ -59,6 +59,13 @@ class ApiServerArgs:
     hostname: str | None = None
     ingress_class: str = "alb"
     certificate_arn: str | None = None
+    # The ingress controller's annotations; None: the AWS Load Balancer Controller's
+    # (`ingress_annotations(args)`). Another cluster names its own controller's (e.g. AKS
+    # application routing's Key Vault certificate), or none.
+    ingress_annotations: dict[str, str] | None = None
+    # The TLS secret the controller serves for `hostname` (None: the ALB finds its ACM
+    # certificate by host; ingress-nginx then serves its default certificate).
+    tls_secret_name: str | None = None
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "512Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "512Mi"})
     labels: dict[str, str] = field(default_factory=dict)
@@ -196,10 +203,17 @@ class ApiServer(pulumi.ComponentResource):
                     "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
                 }
             )
-            tls.append({"hosts": [args.hostname]})  # the controller finds the ACM certificate by host
+            # The ALB controller finds the ACM certificate by host; others read the named secret.
+            secret = {"secretName": args.tls_secret_name} if args.tls_secret_name else {}
+            tls.append({"hosts": [args.hostname], **secret})
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
-            metadata={**meta, "annotations": ingress_annotations(args)},
+            metadata={
+                **meta,
+                "annotations": (
+                    ingress_annotations(args) if args.ingress_annotations is None else args.ingress_annotations
+                ),
+            },
             spec={
                 "ingressClassName": args.ingress_class,
                 "defaultBackend": backend,
@@ -244,7 +258,8 @@ class ApiServer(pulumi.ComponentResource):
                 f"{name}-pod-security-groups", args.namespace, selector, args.pod_security_group_ids,
                 pulumi.ResourceOptions(parent=self, depends_on=[self.service_account]),
             )
-        # The load balancer's DNS name, once the controller has provisioned it.
+        # The load balancer's DNS name (ALB) or address (a cloud load balancer with a public IP,
+        # as ingress-nginx on AKS), once the controller has provisioned it.
         self.endpoint = self.ingress.status.apply(_lb_hostname)
         self.register_outputs({"endpoint": self.endpoint, "minReplicas": a.min_replicas})
 
@@ -254,4 +269,7 @@ def _lb_hostname(status) -> str:
     for entry in entries:
         if entry.hostname:
             return entry.hostname
-    raise ValueError("the Ingress has no load-balancer hostname: is the AWS Load Balancer Controller installed?")
+    for entry in entries:
+        if entry.ip:
+            return entry.ip
+    raise ValueError("the Ingress has no load-balancer hostname or address: is the ingress controller installed?")

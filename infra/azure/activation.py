@@ -1,14 +1,18 @@
 """DR activation on Azure: `pulumi config set activated true -s dr-azure && pulumi up -s dr-azure`.
 
-What it changes today (infra/activation.py's diff shows it offline): the DR site's destination
-halves of object replication are removed, so that its files and backups containers take writes
-(Azure refuses writes to a destination container with 409 while a policy stands); the DR vault
-already holds the database credentials, the DR backup account is locked like the primary's.
+What it changes (infra/activation.py's diff shows it offline, `python -m infra.activate --stack
+dr-azure --dry-run` prints it), each in the concern that owns it:
+- the PostgreSQL read replica is promoted in place (infra/azure/data.py: the component's
+  `promote`, Forced: it does not wait for the lost primary) and the DR backup vault starts
+  protecting it (a new backup instance);
+- the API on the DR AKS cluster goes to production scale (the HPA's bounds, infra/azure/app.py);
+- Traffic Manager's primary endpoint is disabled (infra/azure/failover.py);
+- the backup jobs switch from manual trigger to their schedules (infra/azure/functions.py);
+- the DR site's destination halves of object replication are removed, so that its files and
+  backups containers take writes (Azure refuses writes to a destination container with 409).
 
-What it does not change yet, because those concerns are composed later (their components are
-built separately): promoting the PostgreSQL replica, scaling the API on the DR AKS cluster,
-switching Traffic Manager to the DR endpoint. `PENDING` names them; the stack exports it, so
-an activation run says what it did not do.
+Nothing stateful is replaced or deleted (tests/infra/azure/test_activation.py). The second
+step, `activationComplete: true`, gives the promoted server zone-redundant HA.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ import pulumi
 
 from infra.site import Site
 
-PENDING = (
-    "promote the PostgreSQL read replica (database concern)",
-    "scale the DR API on AKS to production size (app concern)",
-    "send Traffic Manager to the DR endpoint (failover concern)",
+DONE = (
+    "promoted the PostgreSQL read replica (Forced) and protect it in the DR backup vault",
+    "scaled the DR API on AKS to production size",
+    "disabled the primary endpoint in Traffic Manager",
+    "switched the backup jobs to their schedules",
+    "removed the destination halves of object replication",
 )
+# What a second `pulumi up` with `activationComplete: true` still does.
+PENDING = ("zone-redundant HA for the promoted server (pulumi config set activationComplete true)",)
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,16 @@ def build(site: Site) -> Activation:
     if not site.is_dr:
         return Activation(False, None, ())
     if not cfg.activated:
-        site.export("activation", {"activated": False, "pending": list(PENDING)})
-        return Activation(False, None, PENDING)
+        site.export("activation", {"activated": False, "onActivation": list(DONE)})
+        return Activation(False, None, ())
     if cfg.activated_at is None:
         pulumi.log.warn(
             f"activatedAt is not set: the activation time exported is this run's; record it once with "
             f"`pulumi config set activatedAt <time> -s {site.stack}` (python -m infra.activate does)"
         )
     at = (cfg.activated_at or datetime.now(UTC).replace(microsecond=0)).isoformat().replace("+00:00", "Z")
+    pending = () if cfg.activation_complete else PENDING
     site.export("activatedAt", at)
-    site.export("activation", {"activated": True, "replicationStopped": True, "pending": list(PENDING)})
-    return Activation(True, at, PENDING)
+    site.export("activation", {"activated": True, "replicationStopped": True, "done": list(DONE),
+                               "pending": list(pending)})
+    return Activation(True, at, pending)

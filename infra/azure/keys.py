@@ -14,6 +14,11 @@ from infra.site import Site
 
 # Who encrypts with a key of this site: each gets its own identity and only its own key.
 CONSUMERS = ("storage", "database", "backup-vault")
+# The primary server's geo-redundant backups need a second key and a *different* identity
+# (Azure, "Configure data encryption"). Azure recommends (does not require) them in the paired
+# region; France Central's pair, France South, is restricted-access, so the key lives in the
+# site's own vault, whose contents Key Vault itself keeps readable in the paired region.
+GEO_BACKUP = "database-geo"
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,13 @@ class Keys:
     storage: VaultKey  # the site's storage accounts (files, backups) and their encryption scopes
     database: VaultKey  # PostgreSQL Flexible Server's data encryption
     backup_vault: VaultKey  # the Data Protection backup vault's encryption
+    database_geo: VaultKey | None = None  # the primary server's geo-backups (primary site only)
 
 
 def build(site: Site, base: Foundation) -> Keys:
     azure = site.cfg.azure
     assert azure is not None
+    consumers = (*CONSUMERS, GEO_BACKUP) if site.is_primary else CONSUMERS
     identities = {
         purpose: ManagedIdentity(
             site.name(f"{purpose}-identity"),
@@ -36,7 +43,7 @@ def build(site: Site, base: Foundation) -> Keys:
             ),
             opts=base.opts,
         )
-        for purpose in CONSUMERS
+        for purpose in consumers
     }
     vault = SiteKeyVault(
         site.name("vault"),
@@ -52,7 +59,7 @@ def build(site: Site, base: Foundation) -> Keys:
         ),
         opts=base.opts,
     )
-    keys = {purpose: vault.customer_key(purpose, users=[identities[purpose]]) for purpose in CONSUMERS}
+    keys = {purpose: vault.customer_key(purpose, users=[identities[purpose]]) for purpose in consumers}
     site.export(
         "keyVault",
         {
@@ -62,4 +69,4 @@ def build(site: Site, base: Foundation) -> Keys:
             "identities": {purpose: identity.id for purpose, identity in identities.items()},
         },
     )
-    return Keys(vault, identities, keys["storage"], keys["database"], keys["backup-vault"])
+    return Keys(vault, identities, keys["storage"], keys["database"], keys["backup-vault"], keys.get(GEO_BACKUP))

@@ -33,6 +33,10 @@ REPLICATION = "azure-native:storage:ObjectReplicationPolicy"
 # What the accounts hold (their purpose tag, components/azure): both must survive the region.
 FILES, BACKUPS = "user-files", "backups"
 DATA_PURPOSES = (FILES, BACKUPS)
+# Azure Cache for Redis' RDB persistence account (components/azure/cache_storage.py): soft delete
+# is what Azure strongly discourages there, and it holds no data of the plan (the cache is
+# regenerable). Exempt from soft delete and versioning only; every other rule applies.
+CACHE_PERSISTENCE = "cache-persistence"
 _TLS_OK = ("TLS1_2", "TLS1_3")
 
 
@@ -164,6 +168,8 @@ def _soft_delete(stack: Stack, report: ReportViolation) -> None:
     services = _by_account(stack, BLOB_SERVICE)
 
     def check(account: PolicyResource) -> None:
+        if _purpose(account) == CACHE_PERSISTENCE:
+            return
         found = services.get(account.urn, [])
         if not found:
             report(f"{label(account)} has no BlobServiceProperties (versioning, soft delete)", account.urn)
@@ -189,8 +195,9 @@ azure_storage_soft_delete = StackValidationPolicy(
     name="azure-storage-soft-delete",
     description=(
         "Every Azure storage account has blob versioning on, and blob and container soft delete for at least "
-        "the plan's deleted-files retention (90 days in both tiers), without permanent delete. Mandatory: the "
-        "accidental-deletion scenario restores from them."
+        "the plan's deleted-files retention (90 days in both tiers), without permanent delete (a Redis persistence "
+        "account excepted: Azure discourages soft delete there and it holds only the regenerable cache). "
+        "Mandatory: the accidental-deletion scenario restores from them."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=SITE_SCHEMA,

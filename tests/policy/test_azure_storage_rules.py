@@ -11,6 +11,7 @@ import pytest
 from drplan import layout
 from drplan.retention import RETENTION, Tier
 from infra import policy_check
+from policy.rules import azure_data as data
 from policy.rules import azure_keyvault as kv
 from policy.rules import azure_storage as st
 from tests.policy.harness import names, record, violations
@@ -202,6 +203,8 @@ def recorded():
             bad(f"vbad{i}")
         account("goodfiles")
         account("goodbackups", purpose="backups")
+        # Redis persistence: Azure discourages soft delete there (components/azure/cache_storage.py).
+        account("goodcache", purpose="cache-persistence", soft_delete=1, restore=None, replicate=False)
         _vault("goodvault")
         _key("goodkey")
 
@@ -219,6 +222,13 @@ def test_each_storage_rule_catches_a_bad_account_and_passes_a_good_one(recorded,
     mine = {n for n in flagged if n == _case_id(i) or n.startswith(f"{_case_id(i)}-")}
     assert mine, f"{policy.name} missed {bad}"
     assert not flagged & {"goodfiles", "goodbackups", "goodfiles-c", "goodbackups-c"}, flagged
+
+
+def test_only_the_redis_persistence_account_may_go_without_soft_delete(recorded):
+    """The exemption is by purpose: the same account as user files is flagged (case soft_delete=30)."""
+    flagged = _flagged(recorded, st.azure_storage_soft_delete)
+    soft = next(i for i, (policy, _) in enumerate(CASES) if policy is st.azure_storage_soft_delete)
+    assert "goodcache" not in flagged and _case_id(soft) in flagged
 
 
 @pytest.mark.parametrize("i", range(len(VAULT_CASES)), ids=[f"{p.name}-{i}" for i, (p, _) in enumerate(VAULT_CASES)])
@@ -258,5 +268,13 @@ def test_both_azure_stacks_pass_the_whole_pack(prod_azure, dr_azure):
     assert [str(v) for v in policy_check.check_stacks([prod_azure, dr_azure]) if v.mandatory] == []
     # Not vacuous: the Azure rules see the stacks' accounts, vaults and keys.
     resources = policy_check.stack_resources(prod_azure)
-    assert sum(r.resource_type == st.ACCOUNT for r in resources) == 2
-    assert sum(r.resource_type == kv.KEY for r in resources) == 3
+    purposes = sorted(r.props["tags"]["purpose"] for r in resources if r.resource_type == st.ACCOUNT)
+    assert purposes == ["audit", "backups", "cache-persistence", "user-files"]
+    assert sum(r.resource_type == kv.KEY for r in resources) == 4  # storage, database (+ geo), backup vault
+    # ... and the data tier's: the azure_data rules judge a server, a vault and its policy, a cache
+    # and the jobs' custom role on each site (the DR server a replica).
+    for run in (prod_azure, dr_azure):
+        types = [r.resource_type for r in policy_check.stack_resources(run)]
+        for t in (data.PG_SERVER, data.PG_CONFIG, data.BACKUP_VAULT, data.BACKUP_POLICY, data.REDIS,
+                  data.ROLE_DEFINITION):
+            assert t in types, (run.stack, t)

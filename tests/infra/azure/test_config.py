@@ -43,6 +43,10 @@ def test_both_azure_stack_files_are_valid_and_name_each_other():
         (lambda r: r["azure"].update(keyVaultAllowedIps=["everyone"]), (), "azure.keyVaultAllowedIps", "CIDR"),
         (lambda r: r["azure"].update(tenantld="typo"), (), "azure.tenantld' is unknown", "did you mean"),
         (lambda r: None, ("aws:region",), "'aws:region' belongs to the aws provider", "pulumi config rm aws:region"),
+        # Flexible server: fixed Premium SSD sizes; Burstable excludes HA and read replicas.
+        (lambda r: r["azure"].update(postgresStorageGb=100), (), "azure.postgresStorageGb", "128"),
+        (lambda r: r["azure"].update(postgresSku="Standard_B2s"), (), "azure.postgresSku", "pulumi config set"),
+        (lambda r: r["azure"].update(redisCapacity=5), (), "azure.redisCapacity", "pulumi config set"),
     ],
 )
 def test_a_bad_azure_config_names_the_key_and_the_fix(change, others, key, fix):
@@ -72,3 +76,16 @@ def test_a_locked_immutability_policy_cannot_be_asked_for_without_the_lock():
     raw["tier"] = "prod"
     cfg = parse(raw)
     assert cfg.locked and not cfg.immutability_locked  # the documented first step of a locked site
+
+
+def test_the_azure_topology_has_geo_restore_and_aws_does_not():
+    """Azure's geo-redundant backups are a recovery source of their own (drplan.recovery,
+    "Backup and restore": up to one hour of RPO, no point in time); AWS topologies have none."""
+    from drplan.recovery import GEO_BACKUP_REPLICATION_DELAY, recovery_sources
+
+    azure = parse(_raw("prod-azure")).topology
+    aws = load_stack_config("prod")
+    aws_raw = {k[len(P) :]: v for k, v in aws.items() if k.startswith(P) and "kubeconfig" not in k}
+    assert azure.geo_backup and not parse(aws_raw).topology.geo_backup
+    geo = next(s for s in recovery_sources(azure) if s.name == "geo-restore (paired region)")
+    assert geo.rpo == GEO_BACKUP_REPLICATION_DELAY and geo.survives_region_loss and not geo.point_in_time

@@ -12,7 +12,11 @@ from tests.infra.test_runbooks import _check_pulumi, _check_python
 
 DOC = ROOT / "docs" / "azure.md"
 COMMANDS = commands(DOC)
-NAMESPACES = {"Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Network", "Microsoft.ManagedIdentity"}
+NAMESPACES = {
+    "Microsoft.Storage", "Microsoft.KeyVault", "Microsoft.Network", "Microsoft.ManagedIdentity",
+    "Microsoft.DBforPostgreSQL", "Microsoft.DataProtection", "Microsoft.Cache", "Microsoft.App",
+    "Microsoft.ContainerRegistry", "Microsoft.OperationalInsights", "Microsoft.Insights",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +29,16 @@ def runs(pair_azure):
 
 def _check(argv, runs):
     if argv[0] == "az":
-        assert argv[1:3] in (["login"], ["account", "set"], ["provider", "register"]), argv
+        assert argv[1:2] == ["login"] or argv[1:3] in (["account", "set"], ["provider", "register"],
+                                                         ["acr", "build"]), argv
         if argv[1] == "provider":
             assert argv[3] == "--namespace" and argv[4] in NAMESPACES, argv
+        if argv[1] == "acr":
+            # The image the jobs run (infra/azure/functions.py), built from the functions' Dockerfile.
+            from infra.azure.functions import IMAGE_REPOSITORY
+
+            assert _option(argv, "--image") == f"{IMAGE_REPOSITORY}:1.0.0", argv
+            assert (ROOT / _option(argv, "--file")).exists() and argv[-1] == ".", argv
         return
     if argv[0] == "pulumi" and argv[1] == "login":
         assert argv[2].startswith("azblob://"), argv
