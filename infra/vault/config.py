@@ -86,8 +86,12 @@ def _bad(path: str, value: Any, why: str, fix: str) -> ConfigError:
 def parse(raw: dict[str, Any], aws_region: str | None = None) -> VaultConfig:
     cfg = validate_model(raw, VaultConfig)
     if cfg.role is not Role.VAULT:
-        raise _bad("role", cfg.role.value, "is a site's role: this is the vault stack's configuration",
-                   "pulumi config set role vault")
+        raise _bad(
+            "role",
+            cfg.role.value,
+            "is a site's role: this is the vault stack's configuration",
+            "pulumi config set role vault",
+        )
     if cfg.cloud is not Cloud.AWS:
         raise _bad("cloud", cfg.cloud.value, "is not realised for the vault account", "pulumi config set cloud aws")
     a = cfg.accounts
@@ -100,25 +104,41 @@ def parse(raw: dict[str, Any], aws_region: str | None = None) -> VaultConfig:
             "pulumi config set --path accounts.vault <the backup-only account's id>",
         )
     if a.vault in a.recovery:
-        raise _bad("accounts.recovery", a.recovery, "names the vault account itself (copies go out of it)",
-                   "pulumi config set --path accounts.recovery[0] <a clean recovery account's id>")
+        raise _bad(
+            "accounts.recovery",
+            a.recovery,
+            "names the vault account itself (copies go out of it)",
+            "pulumi config set --path accounts.recovery[0] <a clean recovery account's id>",
+        )
     for which in ("primary", "dr"):
         value = getattr(cfg.regions, which)
         if not _REGION.match(value):
-            raise _bad(f"regions.{which}", value, "is not an aws region name",
-                       f"pulumi config set --path regions.{which} eu-west-3")
+            raise _bad(
+                f"regions.{which}",
+                value,
+                "is not an aws region name",
+                f"pulumi config set --path regions.{which} eu-west-3",
+            )
     if cfg.regions.primary == cfg.regions.dr:
-        raise _bad("regions.dr", cfg.regions.dr, "equals regions.primary (the sites' two regions)",
-                   "pulumi config set --path regions.dr eu-central-1")
+        raise _bad(
+            "regions.dr",
+            cfg.regions.dr,
+            "equals regions.primary (the sites' two regions)",
+            "pulumi config set --path regions.dr eu-central-1",
+        )
     if aws_region and aws_region != cfg.region:
         raise ConfigError(
             f"config key 'aws:region' = \"{aws_region}\" differs from the vault stack's region regions.dr = "
-            f"\"{cfg.region}\" (the dump bucket lives in the DR region); fix: pulumi config set aws:region {cfg.region}"
+            f'"{cfg.region}" (the dump bucket lives in the DR region); fix: pulumi config set aws:region {cfg.region}'
         )
     bad_stacks = [s for s in cfg.site_stacks if not _STACK_NAME.match(s)]
     if not cfg.site_stacks or bad_stacks:
-        raise _bad("siteStacks", cfg.site_stacks, "must list the site stacks' names (e.g. prod, dr)",
-                   "pulumi config set --path siteStacks[0] prod; pulumi config set --path siteStacks[1] dr")
+        raise _bad(
+            "siteStacks",
+            cfg.site_stacks,
+            "must list the site stacks' names (e.g. prod, dr)",
+            "pulumi config set --path siteStacks[0] prod; pulumi config set --path siteStacks[1] dr",
+        )
     for gen, why in override_problems(cfg.tier, cfg.retention.periods()).items():
         value = str(getattr(cfg.retention, gen))
         raise _bad(f"retention.{gen}", value, why, f"pulumi config rm --path retention.{gen}")
