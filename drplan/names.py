@@ -14,6 +14,8 @@ PROJECT = "postoucancer-dr"  # Pulumi.yaml `name`, and the config namespace
 class Role(StrEnum):
     PRIMARY = "primary"
     DR = "dr"
+    # The backup-only account's stack (infra/vault): no site, the copies out of the sites' blast radius.
+    VAULT = "vault"
 
 
 class Cloud(StrEnum):

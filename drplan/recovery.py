@@ -27,6 +27,8 @@ class Assumptions:
     verify_and_cutover: timedelta = 10 * MINUTE  # SQL probes, smoke test, reopen writes
     cross_region_log_delay: timedelta = 10 * MINUTE  # automated-backup replication lag
     standby_lag_budget: timedelta = 5 * MINUTE  # replica lag above this pages (alarm)
+    # Copy a recovery point out of the backup-only account into a clean recovery account.
+    cross_account_copy: timedelta = 30 * MINUTE
 
 
 ASSUMPTIONS = Assumptions()
@@ -50,6 +52,9 @@ class Topology:
     warm_standby: bool = True  # a streaming replica in the DR region
     dr_copies: bool = True  # every backup rule copies to the DR vault
     vault_locked: bool = True  # backup stores under compliance-mode lock
+    # Every GFS recovery point (and the continuous backups' daily snapshot) is copied into a
+    # locked vault of a backup-only account, and the dumps replicate there (infra/vault).
+    vault_account: bool = False
     schedules: Schedules = SCHEDULES
     geo_backup: bool = False  # the provider copies the server's own backups to the paired region (Azure)
 
@@ -65,6 +70,9 @@ class RecoverySource:
     survives_region_loss: bool
     immutable: bool  # an attacker holding the account cannot delete or alter it
     derivation: str
+    # Held in another account: neither deletable nor made unreadable (keys, replication) by
+    # an attacker holding the production account's administrator rights.
+    survives_account_compromise: bool = False
 
 
 def _restore_time(topology: Topology, replay_window: timedelta, a: Assumptions) -> timedelta:
@@ -158,6 +166,27 @@ def recovery_sources(topology: Topology, a: Assumptions = ASSUMPTIONS) -> list[R
                     f"RPO = geo-backup copy delay {fmt(GEO_BACKUP_REPLICATION_DELAY)} (Azure documents up to one "
                     f"hour); RTO = detect + provision + load {topology.database_size_gb:g} GB + replay "
                     f"≤{fmt(GEO_RESTORE_REPLAY_WINDOW)} of WAL + verify + scale app + DNS"
+                ),
+            )
+        )
+    if topology.vault_account:
+        # The copies are daily (the GFS rules and the continuous backups' daily snapshot); RDS
+        # snapshots are copied either across accounts or across regions, never both at once
+        # (AWS Backup developer guide, "Copy a backup"), so the vault copies of prod's snapshots
+        # live in prod's region: this source does not also survive the loss of that region.
+        sources.append(
+            RecoverySource(
+                "restore from the vault account (backup-only account)",
+                rpo=DAY,
+                rto=snapshot_rto + a.cross_account_copy + a.scale_application + a.dns_switch,
+                point_in_time=True,
+                survives_region_loss=False,
+                immutable=True,
+                survives_account_compromise=True,
+                derivation=(
+                    f"RPO = one copy a day ({fmt(DAY)}); RTO = copy out to a recovery account "
+                    f"{fmt(a.cross_account_copy)} + detect + provision + load {topology.database_size_gb:g} GB"
+                    " + verify + scale app + DNS"
                 ),
             )
         )

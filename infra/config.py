@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pulumi
 from pydantic import (
@@ -64,6 +64,9 @@ AZURE_POSTGRES_STORAGE_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 1638
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Regions(_Strict):
@@ -286,6 +289,9 @@ class StackConfig(_Strict):
     tier: Tier
     regions: Regions
     peer_stack: str = Field(alias="peerStack")
+    # The backup-only account's stack (infra/vault): every GFS recovery point is copied, and the
+    # backup bucket replicates, into it. Required in the prod tier (docs/vault.md).
+    vault_stack: str | None = Field(None, alias="vaultStack")
     activated: bool = False
     # The second step of activation: the promoted database becomes Multi-AZ at production size.
     # Promotion comes first, alone (what AWS does too: promote, then modify), so that nothing that
@@ -371,6 +377,7 @@ class StackConfig(_Strict):
             # Azure: the flexible server's geo-redundant backups are a recovery source of their own
             # (restorable in the paired region, drplan.recovery GEO_BACKUP_REPLICATION_DELAY).
             geo_backup=self.cloud is Cloud.AZURE,
+            vault_account=self.vault_stack is not None,
         )
 
 
@@ -381,6 +388,7 @@ _FIXES = {
     "role": "pulumi config set role primary   (or dr)",
     "tier": "pulumi config set tier prod   (or staging)",
     "peerStack": "pulumi config set peerStack <org>/postoucancer-dr/<peer stack>",
+    "vaultStack": "pulumi config set vaultStack vault",
     "regions": "pulumi config set --path regions.primary eu-west-3; pulumi config set --path regions.dr eu-central-1",
 }
 
@@ -470,11 +478,20 @@ def parse(raw: dict[str, Any], aws_region: str | None = None, other_keys: Collec
 
     other_keys: the keys set outside this project's namespace (`aws:region`, `azure-native:...`):
     a stack of one cloud must set none of the other's provider."""
-    unknown = _unknown_keys(raw, StackConfig)
+    cfg = validate_model(raw, StackConfig)
+    _check_semantics(cfg, aws_region)
+    _check_cloud(cfg, other_keys)
+    return cfg
+
+
+def validate_model(raw: dict[str, Any], model: type[ModelT]) -> ModelT:
+    """`raw` as `model` (StackConfig, or the vault stack's VaultConfig), or the ConfigError that
+    names the first unknown, missing or invalid key and its fix."""
+    unknown = _unknown_keys(raw, model)
     if unknown:
         raise ConfigError(unknown[0])
     try:
-        cfg = StackConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err["loc"])
@@ -488,9 +505,6 @@ def parse(raw: dict[str, Any], aws_region: str | None = None, other_keys: Collec
             f"config key '{PROJECT}:{path}' = {json.dumps(value)} is invalid: expected {expected}; "
             f"fix: {_fix_for(path, value)}"
         ) from None
-    _check_semantics(cfg, aws_region)
-    _check_cloud(cfg, other_keys)
-    return cfg
 
 
 def _bad(path: str, value: Any, why: str, fix: str) -> ConfigError:
@@ -538,6 +552,7 @@ def _check_semantics(cfg: StackConfig, aws_region: str | None) -> None:
             f"names project '{parts[1]}', not this project '{PROJECT}'",
             f"pulumi config set peerStack {parts[2]}",
         )
+    _check_vault_stack(cfg)
     if cfg.activation_complete and not cfg.activated:
         raise _bad(
             "activationComplete",
@@ -663,6 +678,38 @@ def _check_cloud(cfg: StackConfig, other_keys: Collection[str]) -> None:
         )
 
 
+def _check_vault_stack(cfg: StackConfig) -> None:
+    if cfg.role is Role.VAULT:
+        raise ConfigError(
+            f"config key '{PROJECT}:role' = \"vault\" names the backup-only account's stack, whose keys are "
+            "accounts.*, regions.*, siteStacks (infra/vault/config.py), not a site's; fix: a site stack has "
+            "pulumi config set role primary   (or dr)"
+        )
+    if cfg.vault_stack is None:
+        if cfg.tier is Tier.PROD and cfg.cloud is Cloud.AWS:
+            raise ConfigError(
+                f"config key '{PROJECT}:vaultStack' is missing: the prod tier keeps a locked copy of every backup in "
+                "a backup-only account (an attacker with this account's admin rights must not reach them, "
+                "docs/vault.md); fix: pulumi config set vaultStack vault"
+            )
+        return
+    parts = cfg.vault_stack.split("/")
+    if not (len(parts) == 1 and _STACK_NAME.match(parts[0])) and not (len(parts) == 3 and all(parts)):
+        raise _bad(
+            "vaultStack",
+            cfg.vault_stack,
+            "is neither a stack name of this project nor a fully qualified <org>/<project>/<stack>",
+            "pulumi config set vaultStack vault",
+        )
+    if parts[-1] == cfg.peer_stack.split("/")[-1]:
+        raise _bad(
+            "vaultStack",
+            cfg.vault_stack,
+            "is the peer site's stack, not the vault account's",
+            "pulumi config set vaultStack vault",
+        )
+
+
 def _check_activation_and_dns(cfg: StackConfig) -> None:
     if cfg.activated_at is not None and not cfg.activated:
         raise _bad(
@@ -762,6 +809,9 @@ def with_qualified_peer(cfg: StackConfig, organization: str) -> StackConfig:
     `organization` on a self-managed (DIY) backend, the Pulumi Cloud organization otherwise (a
     StackReference needs the fully qualified name, and a hard-coded `organization/...` works on
     self-managed backends only)."""
-    if "/" in cfg.peer_stack:
-        return cfg
-    return cfg.model_copy(update={"peer_stack": f"{organization}/{PROJECT}/{cfg.peer_stack}"})
+    update = {}
+    if "/" not in cfg.peer_stack:
+        update["peer_stack"] = f"{organization}/{PROJECT}/{cfg.peer_stack}"
+    if cfg.vault_stack is not None and "/" not in cfg.vault_stack:
+        update["vault_stack"] = f"{organization}/{PROJECT}/{cfg.vault_stack}"
+    return cfg.model_copy(update=update) if update else cfg

@@ -311,6 +311,8 @@ class _Mocks:
         peer_outputs: dict[str, Any] | None,
         peer_secrets: Collection[str] = (),
         azure_subscription: str | None = None,
+        account: str = ACCOUNT,
+        stack_outputs: dict[str, dict[str, Any] | None] | None = None,
     ):
         self.stack = stack
         self.azure = azure_subscription is not None  # an Azure stack (its config names a subscription)
@@ -318,11 +320,19 @@ class _Mocks:
         self.default_region = default_region or "eu-west-3"
         self.peer_outputs = peer_outputs
         self.peer_secrets = sorted(peer_secrets)
+        self.account = account  # the account the stack's credentials are in (getCallerIdentity, ARNs)
+        # Stacks other than the peer, by stack name (the vault account's): what a reference to each answers.
+        self.stack_outputs = stack_outputs or {}
 
     def new_resource(self, args):  # pulumi.runtime.MockResourceArgs
         if args.typ == "pulumi:pulumi:StackReference":
             from pulumi.runtime import rpc
 
+            referenced = str(args.inputs.get("name") or "").rsplit("/", 1)[-1]
+            if referenced in self.stack_outputs:
+                other = self.stack_outputs[referenced] or {}
+                state = {"name": args.inputs.get("name"), "outputs": dict(other), "secretOutputNames": []}
+                return f"{args.name}-id", state
             # As the engine reads a stack: secret outputs arrive wrapped and are listed.
             outputs = {
                 k: rpc.wrap_rpc_secret(v) if k in self.peer_secrets else v for k, v in (self.peer_outputs or {}).items()
@@ -353,11 +363,11 @@ class _Mocks:
             return name, state
         if args.typ == "aws:kms/key:Key":
             key_id = f"{rid[:8]}-{rid[8:12]}-4000-8000-{rid}"
-            state.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}")
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{self.account}:key/{key_id}")
             return key_id, state
         if args.typ == "aws:iam/role:Role":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
-            state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}", uniqueId=f"AROA{rid.upper()}")
+            state.update(name=name, arn=f"arn:aws:iam::{self.account}:role/{name}", uniqueId=f"AROA{rid.upper()}")
             return name, state
         if args.typ == "kubernetes:networking.k8s.io/v1:Ingress" and self.azure:
             # ingress-nginx on AKS (application routing): the public IP of its load balancer.
@@ -376,7 +386,7 @@ class _Mocks:
             port = int(state.get("port") or 5432)
             state.update(
                 identifier=ident,
-                arn=f"arn:aws:rds:{region}:{ACCOUNT}:db:{ident}",
+                arn=f"arn:aws:rds:{region}:{self.account}:db:{ident}",
                 address=address,
                 endpoint=f"{address}:{port}",
                 port=port,
@@ -386,27 +396,27 @@ class _Mocks:
         if args.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
             gid = state.get("replicationGroupId") or f"{args.name}-{rid[:7]}"
             state.update(
-                arn=f"arn:aws:elasticache:{region}:{ACCOUNT}:replicationgroup:{gid}",
+                arn=f"arn:aws:elasticache:{region}:{self.account}:replicationgroup:{gid}",
                 primaryEndpointAddress=f"master.{gid}.{rid[:6]}.{region}.cache.amazonaws.com",
                 readerEndpointAddress=f"replica.{gid}.{rid[:6]}.{region}.cache.amazonaws.com",
             )
             return gid, state
         if args.typ == "aws:secretsmanager/secret:Secret":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
-            arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}-{rid[:6]}"
+            arn = f"arn:aws:secretsmanager:{region}:{self.account}:secret:{name}-{rid[:6]}"
             state.update(name=name, arn=arn)
             return arn, state
         if args.typ == "aws:backup/vault:Vault":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
-            state.update(name=name, arn=f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
+            state.update(name=name, arn=f"arn:aws:backup:{region}:{self.account}:backup-vault:{name}")
             return name, state
         if args.typ == "aws:ecr/repository:Repository":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.update(
                 name=name,
-                registryId=ACCOUNT,
-                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
-                arn=f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{name}",
+                registryId=self.account,
+                repositoryUrl=f"{self.account}.dkr.ecr.{region}.amazonaws.com/{name}",
+                arn=f"arn:aws:ecr:{region}:{self.account}:repository/{name}",
             )
             return name, state
         if args.typ == "docker-build:index:Image":
@@ -418,9 +428,9 @@ class _Mocks:
         if args.typ == "aws:acm/certificate:Certificate":
             domain = state.get("domainName")
             # ACM gives one validation CNAME per domain name and account, whatever the region.
-            token = _fake_id(ACCOUNT, str(domain))
+            token = _fake_id(self.account, str(domain))
             state.update(
-                arn=f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{rid}",
+                arn=f"arn:aws:acm:{region}:{self.account}:certificate/{rid}",
                 domainValidationOptions=[
                     {
                         "domainName": domain,
@@ -437,7 +447,7 @@ class _Mocks:
         if pkg == "aws":
             name = state.get("name") or f"{args.name}-{rid[:7]}"
             state.setdefault("name", name)
-            state.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT}:{args.name}/{rid}")
+            state.setdefault("arn", f"arn:aws:{module}:{region}:{self.account}:{args.name}/{rid}")
             return f"{module}-{rid}", state
         return f"{args.name}-{rid}", state
 
@@ -445,15 +455,15 @@ class _Mocks:
         tok = args.token
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
-                "accountId": ACCOUNT,
-                "arn": f"arn:aws:iam::{ACCOUNT}:user/offline",
+                "accountId": self.account,
+                "arn": f"arn:aws:iam::{self.account}:user/offline",
                 "userId": "OFFLINE",
-                "id": ACCOUNT,
+                "id": self.account,
             }
         if tok == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             region = args.args.get("region") or self.default_region
             return {"userName": "AWS", "password": "offline-ecr-token", "id": region,
-                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"}
+                    "proxyEndpoint": f"https://{self.account}.dkr.ecr.{region}.amazonaws.com"}
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if tok == "aws:index/getRegion:getRegion":
@@ -599,13 +609,16 @@ def run_program(
     config: dict[str, Any],
     peer_outputs: dict[str, Any] | None = None,
     peer_secrets: Collection[str] = (),
+    account: str = ACCOUNT,
+    stack_outputs: dict[str, dict[str, Any] | None] | None = None,
 ) -> StackRun:
     """Run `program` (a callable, or the path of a Pulumi program) as `stack` under mocks.
 
     config: the config map as in Pulumi.<stack>.yaml (secure values become placeholders);
     peer_outputs: what a StackReference answers (None: the peer has no outputs yet), of
-    which `peer_secrets` are secret outputs. The one mock-runtime runner: run_stack and
-    the policy tests' synthetic stacks use it.
+    which `peer_secrets` are secret outputs; account: the account the credentials are in;
+    stack_outputs: what references to other stacks (by stack name) answer. The one mock-runtime
+    runner: run_stack and the policy tests' synthetic stacks use it.
     """
     secret_keys = [k for k, v in config.items() if _is_secure(v)]
     encoded = {k: ("[secret]" if _is_secure(v) else _encode(v)) for k, v in config.items()}
@@ -622,7 +635,15 @@ def run_program(
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            mocks = _Mocks(stack, config.get("aws:region"), peer_outputs, peer_secrets, _subscription_of(config))
+            mocks = _Mocks(
+                stack,
+                config.get("aws:region"),
+                peer_outputs,
+                peer_secrets,
+                _subscription_of(config),
+                account=account,
+                stack_outputs=stack_outputs,
+            )
             monitor = _make_monitor(mocks, records)
             set_all_config(encoded, secret_keys)
             pulumi.runtime.set_mocks(
@@ -688,6 +709,7 @@ def run_stack(
     peer_outputs: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     remove: tuple[str, ...] = (),
+    stack_outputs: dict[str, dict[str, Any] | None] | None = None,
 ) -> StackRun:
     """Run infra/__main__.py for `stack` under mocks.
 
@@ -703,10 +725,14 @@ def run_stack(
     cfg.update(overrides or {})
     for key in remove:
         cfg.pop(key, None)
-    key = _run_key(stack, cfg, peer_outputs)
+    if stack_outputs is None:
+        stack_outputs = _vault_outputs(cfg)
+    key = _run_key(stack, cfg, peer_outputs, stack_outputs)
     run = _RUNS.get(key)
     if run is None:
-        run = run_program(_stack_program, stack, cfg, peer_outputs)
+        run = run_program(
+            _stack_program, stack, cfg, peer_outputs, account=_account_of(cfg), stack_outputs=stack_outputs
+        )
         _remember(key, run)
     return copy.deepcopy(run)
 
@@ -753,8 +779,18 @@ def _fork_runs(batch: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -
             _remember(_run_key(*spec), pickle.loads(data))  # noqa: S301
 
 
-def _run_key(stack: str, cfg: dict[str, Any], peer_outputs: dict[str, Any] | None) -> str:
-    return json.dumps([stack, cfg, peer_outputs, os.environ.get("PULUMI_CONFIG")], sort_keys=True, default=str)
+def _run_key(
+    stack: str,
+    cfg: dict[str, Any],
+    peer_outputs: dict[str, Any] | None,
+    stack_outputs: dict[str, dict[str, Any] | None] | None = None,
+) -> str:
+    # A run is a function of its config, its peer's outputs and the other stacks' (the vault's).
+    if stack_outputs is None:
+        stack_outputs = _vault_outputs(cfg)
+    return json.dumps(
+        [stack, cfg, peer_outputs, stack_outputs, os.environ.get("PULUMI_CONFIG")], sort_keys=True, default=str
+    )
 
 
 def _remember(key: str, run: StackRun) -> None:
@@ -763,6 +799,31 @@ def _remember(key: str, run: StackRun) -> None:
         _RUNS.pop(next(iter(_RUNS)))
 
 
+def vault_stack_of(config: dict[str, Any]) -> str | None:
+    """The vault account's stack a site's config names (vaultStack), by stack name."""
+    vault = config.get(f"{_PROJECT}:vaultStack")
+    return str(vault).rsplit("/", 1)[-1] if isinstance(vault, str) and vault else None
+
+
+def _vault_outputs(config: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The vault stack needs nothing of the sites (it deploys first): its outputs are a function of
+    its own stack file, so every site run is answered with the real ones."""
+    vault = vault_stack_of(config)
+    if vault is None or not stack_config_file(vault).exists():
+        return {}
+    return {vault: run_stack(vault).outputs}
+
+
+def _account_of(config: dict[str, Any]) -> str:
+    """The vault stack runs with the backup-only account's credentials; every other in the sites'."""
+    if config.get(f"{_PROJECT}:role") == "vault":
+        accounts = config.get(f"{_PROJECT}:accounts")
+        if isinstance(accounts, dict) and isinstance(accounts.get("vault"), str):
+            return accounts["vault"]
+    return ACCOUNT
+
+
+_PROJECT = "postoucancer-dr"
 # Runs kept (oldest dropped first): a copy costs ~1 % of a run.
 _REMEMBERED_RUNS = 24
 _RUNS: dict[str, StackRun] = {}
@@ -797,17 +858,27 @@ PAIRS = {"prod": ("prod", "dr"), "staging": ("staging", "staging-dr"), "prod-azu
 class PairRun:
     primary: StackRun
     dr: StackRun
-    bootstrap: list[StackRun]  # every pass, in the order a real first deployment makes them
+    bootstrap: list[StackRun]  # every pass of the pair's sites, in the order a real first deployment makes them
+    vault: StackRun | None = None  # the backup-only account's stack the pair copies into (deployed first)
+
+    @property
+    def deploy_order(self) -> list[StackRun]:
+        """Every pass of a first deployment: the vault stack (if any), then the sites' bootstrap."""
+        return [self.vault, *self.bootstrap] if self.vault is not None else list(self.bootstrap)
 
 
 def run_pair(
     primary: str, dr: str, dr_overrides: dict[str, Any] | None = None, primary_overrides: dict[str, Any] | None = None
 ) -> PairRun:
-    """The documented bootstrap order: dr (nothing to read yet) → primary (replicates into
-    dr's outputs) → dr again (reads the primary's outputs: replica source, DNS target).
+    """The documented bootstrap order: the vault account's stack, if the primary names one (it
+    needs only account ids) → dr (nothing of the primary to read yet) → primary (replicates into
+    dr's and the vault's outputs) → dr again (reads the primary's outputs: replica source, DNS
+    target).
 
     A primary that still says `nextStep` after that reads what the DR site's second pass made
     (Azure's object replication: the destination half's ids) in a fourth pass, as documented."""
+    vault_name = vault_stack_of({**load_stack_config(primary), **(primary_overrides or {})})
+    vault = run_stack(vault_name) if vault_name and stack_config_file(vault_name).exists() else None
     first_dr = run_stack(dr, overrides=dr_overrides)
     prim = run_stack(primary, peer_outputs=first_dr.outputs, overrides=primary_overrides)
     final_dr = run_stack(dr, peer_outputs=prim.outputs, overrides=dr_overrides)
@@ -815,4 +886,4 @@ def run_pair(
     if prim.outputs.get("nextStep") and not final_dr.outputs.get("nextStep"):
         prim = run_stack(primary, peer_outputs=final_dr.outputs, overrides=primary_overrides)
         passes.append(prim)
-    return PairRun(primary=prim, dr=final_dr, bootstrap=passes)
+    return PairRun(primary=prim, dr=final_dr, bootstrap=passes, vault=vault)

@@ -20,18 +20,33 @@ class Peer:
     StackReference (`get_output`), so secrets stay secret and dependents depend on it.
     """
 
-    def __init__(self, cfg: StackConfig):
-        self.name = cfg.peer_stack
-        self._ref = pulumi.StackReference(f"peer-{cfg.peer_stack.rsplit('/', 1)[-1]}", stack_name=cfg.peer_stack)
+    def __init__(self, cfg: StackConfig | None = None, *, stack_name: str | None = None, what: str = "peer stack"):
+        """The peer site of `cfg`, or (stack_name) another stack of the project: the vault account's."""
+        name = stack_name if stack_name is not None else cfg.peer_stack if cfg is not None else None
+        if name is None:
+            raise ValueError("Peer needs a StackConfig or a stack_name")
+        self.name = name
+        self.what = what
+        self._ref = pulumi.StackReference(f"peer-{name.rsplit('/', 1)[-1]}", stack_name=name)
         self.missing: list[str] = []
         self._present: frozenset[str] | None = None
+        self._values: dict[str, Any] = {}
 
     def _keys(self) -> frozenset[str]:
         if self._present is None:
             # Unknown during a preview of a peer that is itself being created: nothing yet.
             outputs = sdk.sync_await(self._ref.outputs.future()) or {}
-            self._present = frozenset(k for k, v in outputs.items() if v is not None)
+            self._values = {k: v for k, v in outputs.items() if v is not None}
+            self._present = frozenset(self._values)
         return self._present
+
+    def value(self, key: str) -> Any:
+        """The peer's output `key` as a plain value (None: not there yet), for what the program
+        must know while it is being built (an account id to name in a key policy)."""
+        if not self.has(key):
+            self.missing.append(key)
+            return None
+        return self._values[key]
 
     def has(self, key: str) -> bool:
         return key in self._keys()
@@ -55,6 +70,6 @@ class Peer:
             return None
         peer_stack = self.name.rsplit("/", 1)[-1]
         return (
-            f"peer stack '{self.name}' has no outputs {', '.join(sorted(set(self.missing)))} yet: "
+            f"{self.what} '{self.name}' has no outputs {', '.join(sorted(set(self.missing)))} yet: "
             f"run `pulumi up -s {peer_stack}`, then `pulumi up -s {this_stack}` again"
         )

@@ -4,9 +4,10 @@
     python -m infra.plan --pair prod     # one pair
     python -m infra.plan --json plan.json --mermaid topology.mmd
 
-Each pair runs in the documented bootstrap order (dr, primary, dr again) so that every
-StackReference sees the peer's real outputs. Per site it prints the resources grouped by
-component with their key properties, the stack outputs, and the objectives check.
+Each pair runs in the documented bootstrap order (the backup-only account's vault stack, then
+dr, primary, dr again) so that every StackReference sees the other stacks' real outputs. Per
+site it prints the resources grouped by component with their key properties, the stack
+outputs, and the objectives check.
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def cross_stack_edges(pair: PairRun) -> list[tuple[str, str, str]]:
     to each of them.
     """
     edges = []
-    for src, dst in ((pair.primary, pair.dr), (pair.dr, pair.primary)):
+    links = [(pair.primary, pair.dr), (pair.dr, pair.primary)]
+    if pair.vault is not None:  # the sites copy into the backup-only account (never the other way)
+        links += [(pair.primary, pair.vault), (pair.dr, pair.vault)]
+    for src, dst in links:
         owners = _arn_owners(dst)
         for r in src.resources:
             for key, value in _strings(r.inputs):
@@ -227,19 +231,33 @@ def failback_lines(rehearsal) -> list[str]:
     return lines
 
 
+def _runs(pair: PairRun) -> list[StackRun]:
+    """The pair's stacks in bootstrap order: the backup-only account's first, if any."""
+    return [r for r in (pair.vault, pair.primary, pair.dr) if r is not None]
+
+
+def _site_line(run: StackRun) -> str:
+    site = run.outputs.get("site", {})
+    count = sum(r.custom for r in run.resources)
+    if site.get("role") == "vault":
+        return (
+            f"--- stack {run.stack}: backup-only account {site.get('account')}, tier {site.get('tier')}, "
+            f"{site.get('cloud')} {site.get('region')} (a locked vault in each site region); {count} resources"
+        )
+    return (
+        f"--- stack {run.stack}: {site.get('role')} site, tier {site.get('tier')}, {site.get('cloud')} "
+        f"{site.get('region')} (peer in {site.get('peerRegion')}); {count} resources"
+    )
+
+
 def render_text(pairs: dict[str, PairRun]) -> str:
     out: list[str] = []
     for label, pair in pairs.items():
-        order = " → ".join(f"pulumi up -s {r.stack}" for r in pair.bootstrap)
+        order = " → ".join(f"pulumi up -s {r.stack}" for r in pair.deploy_order)
         out.append(f"=== pair '{label}'   bootstrap order: {order}")
-        for run in (pair.primary, pair.dr):
-            site = run.outputs.get("site", {})
+        for run in _runs(pair):
             out.append("")
-            out.append(
-                f"--- stack {run.stack}: {site.get('role')} site, tier {site.get('tier')}, {site.get('cloud')} "
-                f"{site.get('region')} (peer in {site.get('peerRegion')}); {sum(r.custom for r in run.resources)} "
-                "resources"
-            )
+            out.append(_site_line(run))
             for group, members in sorted(grouped(run).items()):
                 out.append(f"  {group}")
                 out.extend(f"    {describe(r)}" for r in members)
@@ -248,8 +266,9 @@ def render_text(pairs: dict[str, PairRun]) -> str:
                 if key not in ("objectives", "recoverySources"):
                     shown = "[secret]" if key in run.secret_outputs else _short(value, 100)
                     out.append(f"    {key} = {shown}")
-            out.append("  objectives (achieved vs declared, per scenario of the plan):")
-            out.extend(objectives_lines(run))
+            if run.outputs.get("objectives"):
+                out.append("  objectives (achieved vs declared, per scenario of the plan):")
+                out.extend(objectives_lines(run))
             # Every way back the site offers (Azure stacks export them), not only each scenario's best.
             for row in run.outputs.get("recoverySources") or []:
                 out.append(f"    source {row['source']}: RPO {row['rpo']}, RTO {row['rto']}")
@@ -258,7 +277,7 @@ def render_text(pairs: dict[str, PairRun]) -> str:
         edges = cross_stack_edges(pair)
         if edges:
             out.append("")
-            out.append("  cross-region links:")
+            out.append("  cross-region and cross-account links:")
             out.extend(f"    {a} → {b}   ({via})" for a, b, via in edges)
         rehearsal = _rehearsal(pair)
         out.append("")
@@ -277,7 +296,7 @@ def render_text(pairs: dict[str, PairRun]) -> str:
 def mermaid(pairs: dict[str, PairRun]) -> str:
     lines = ["flowchart LR"]
     for pair in pairs.values():
-        for run in (pair.primary, pair.dr):
+        for run in _runs(pair):
             region = run.outputs.get("site", {}).get("region")
             lines.append(f'  subgraph {_id(run.stack)}["{run.stack} ({region})"]')
             for group in sorted(grouped(run)):
@@ -295,7 +314,7 @@ def mermaid(pairs: dict[str, PairRun]) -> str:
 
 def _group_of(pair: PairRun, qualified: str) -> str | None:
     stack, name = qualified.split(":", 1)
-    run = pair.primary if pair.primary.stack == stack else pair.dr
+    run = next(r for r in _runs(pair) if r.stack == stack)
     for group, members in grouped(run).items():
         if any(m.name == name for m in members) and group != "(stack)":
             return f"{stack} {group}"
@@ -328,8 +347,9 @@ def to_json(pairs: dict[str, PairRun]) -> dict[str, Any]:
 
     return {
         label: {
-            "bootstrap": [r.stack for r in pair.bootstrap],
+            "bootstrap": [r.stack for r in pair.deploy_order],
             "sites": [site(pair.primary), site(pair.dr)],
+            "vault": site(pair.vault) if pair.vault is not None else None,
             "crossRegionLinks": [{"from": a, "to": b, "via": v} for a, b, v in cross_stack_edges(pair)],
         }
         for label, pair in pairs.items()

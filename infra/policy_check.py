@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[StackRun] = []
     for name in ns.pair or sorted(PAIRS, key=lambda n: n != "prod"):
         pair = run_pair(*PAIRS[name])
-        runs += [pair.primary, pair.dr]
+        # The backup-only account's stack first, where the pair has one (its bootstrap order).
+        runs += [r for r in (getattr(pair, "vault", None), pair.primary, pair.dr) if r is not None]
     violations = check_stacks(runs)
     for run in runs:
         mine = [v for v in violations if v.stack == run.stack]

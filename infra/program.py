@@ -6,7 +6,7 @@ import pulumi
 
 from drplan.periods import format_duration
 from infra import config
-from infra.config import Cloud
+from infra.config import Cloud, Role
 from infra.peer import Peer
 from infra.site import Site
 
@@ -29,10 +29,18 @@ def _objectives_table(achieved, declared: bool) -> dict[str, dict[str, object]]:
 
 
 def main() -> None:
+    if config.raw_config().get("role") == Role.VAULT.value:
+        from infra.vault.program import main as vault_main  # the backup-only account's stack
+
+        vault_main()
+        return
     cfg = config.load()  # raises ConfigError before anything is registered
     achieved = config.check_objectives(cfg)
     stack = pulumi.get_stack()
-    site = Site(cfg=cfg, stack=stack, peer=Peer(cfg))
+    vault = (
+        Peer(stack_name=cfg.vault_stack, what="vault account's stack") if cfg.vault_stack is not None else None
+    )
+    site = Site(cfg=cfg, stack=stack, peer=Peer(cfg), vault=vault)
     # Each cloud's SDK loads only for its own stacks (an AWS stack never imports
     # pulumi_azure_native, an Azure stack never pulumi_aws: tests/infra/azure/test_sdk_isolation.py).
     if cfg.cloud is Cloud.AZURE:
@@ -57,7 +65,9 @@ def main() -> None:
         },
     )
     site.export("objectives", _objectives_table(achieved, cfg.scenario_objectives is not None))
-    next_step = site.peer.next_step(stack)
+    # The vault stack needs nothing of the sites: it is deployed first, and its step comes first.
+    steps = [p.next_step(stack) for p in (site.vault, site.peer) if p is not None]
+    next_step = " ".join(s for s in steps if s)
     if next_step:
         pulumi.log.warn(next_step)
         site.export("nextStep", next_step)

@@ -22,6 +22,8 @@ class Site:
     cfg: StackConfig
     stack: str
     peer: Peer
+    # The backup-only account's stack (config vaultStack), read like the peer; None without one.
+    vault: Peer | None = None
 
     @property
     def is_primary(self) -> bool:

@@ -61,3 +61,10 @@ def prod_azure(pair_azure: PairRun) -> StackRun:
 @pytest.fixture(scope="session")
 def dr_azure(pair_azure: PairRun) -> StackRun:
     return pair_azure.dr
+
+
+@pytest.fixture(scope="session")
+def vault(pair_prod: PairRun) -> StackRun:
+    """The backup-only account's stack, as the prod pair's bootstrap deployed it (first)."""
+    assert pair_prod.vault is not None
+    return pair_prod.vault

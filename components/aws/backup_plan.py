@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,18 @@ def _lifecycle(spec: RuleSpec) -> dict:
     return lifecycle
 
 
+def vault_account_copy_lifecycle(spec: RuleSpec, retention: Retention) -> dict | None:
+    """What a rule's copy into the backup-only account keeps: its GFS generation's retention. The
+    continuous rule's copy is a daily snapshot (a cross-account copy of a continuous backup is a
+    snapshot, AWS Backup developer guide "Copying continuous backups"): kept as the daily
+    generation. The 6-hourly snapshots are not copied there (None)."""
+    if spec.continuous:
+        return {"delete_after": retention.daily.days}
+    if spec.name in {c.value for c in retention.classes}:
+        return _lifecycle(spec)
+    return None
+
+
 def deny_early_deletion_policy(vault_arn: str) -> str:
     return json.dumps(
         {
@@ -133,6 +146,10 @@ class BackupVaultArgs:
     # so that stacks sharing an account never collide. Default: the resource name.
     physical_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The vault's access policy given its ARN (default: deny_early_deletion_policy), and the
+    # lock's (min, max) retention days (default: lock_bounds of the retention's rules).
+    access_policy: Callable[[str], str] | None = None
+    lock_bounds: tuple[int, int] | None = None
 
 
 class BackupVault(pulumi.ComponentResource):
@@ -162,11 +179,11 @@ class BackupVault(pulumi.ComponentResource):
             name,
             region=args.region,
             backup_vault_name=self.vault.name,
-            policy=self.vault.arn.apply(deny_early_deletion_policy),
+            policy=self.vault.arn.apply(args.access_policy or deny_early_deletion_policy),
             opts=pulumi.ResourceOptions(parent=self),
         )
         if args.locked:
-            low, high = lock_bounds(args.retention)
+            low, high = args.lock_bounds or lock_bounds(args.retention)
             self.lock = aws.backup.VaultLockConfiguration(
                 name,
                 region=args.region,
@@ -197,6 +214,9 @@ class GfsBackupPlanArgs:
     copy_to_vault_arn: pulumi.Input[str] | None  # the DR vault (None: not known yet)
     kms_key_arns: list[pulumi.Input[str]]  # keys of the protected resources and the DR vault
     restore_test: RestoreTest | None = None
+    # The backup-only account's vault in this plan's region (infra/vault): every GFS rule, and the
+    # continuous rule's daily snapshot, is copied there too (vault_account_copy_lifecycle).
+    vault_account_copy_arn: pulumi.Input[str] | None = None
     # None: every resource tagged SELECTION_TAG. Otherwise only these resource ARNs (wildcards
     # allowed) that also carry the tag: the DR site selects RDS instances only, so its own
     # copy of the files (a replica of prod's, already copied) is not backed up twice.
@@ -304,10 +324,14 @@ class GfsBackupPlan(pulumi.ComponentResource):
                 "lifecycle": _lifecycle(spec),
                 "recovery_point_tags": {"gfs": spec.name},
             }
+            copies = []
             if args.copy_to_vault_arn is not None:
-                rule["copy_actions"] = [
-                    {"destination_vault_arn": args.copy_to_vault_arn, "lifecycle": _lifecycle(spec)}
-                ]
+                copies.append({"destination_vault_arn": args.copy_to_vault_arn, "lifecycle": _lifecycle(spec)})
+            account_copy = vault_account_copy_lifecycle(spec, args.retention)
+            if args.vault_account_copy_arn is not None and account_copy is not None:
+                copies.append({"destination_vault_arn": args.vault_account_copy_arn, "lifecycle": account_copy})
+            if copies:
+                rule["copy_actions"] = copies
             rules.append(rule)
         self.plan = aws.backup.Plan(
             name,

@@ -29,6 +29,14 @@ class ReplicaTarget:
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     region: str
+    # Another account's bucket (the backup-only account's, infra/vault): the replicas become that
+    # account's (owner override), and no delete marker is replicated there.
+    account_id: str | None = None
+    rule_id: str = "to-dr-region"
+
+    @property
+    def cross_account(self) -> bool:
+        return self.account_id is not None
 
 
 @dataclass
@@ -39,6 +47,11 @@ class ReplicatedBucketArgs:
     log_bucket: AccessLogBucket
     purpose: str = "user-files"
     replicate_to: ReplicaTarget | None = None
+    # Further destinations of the same replication configuration (one rule each, after replicate_to's).
+    also_replicate_to: list[ReplicaTarget] = field(default_factory=list)
+    # The replication role's name (default: generated). A destination in another account names the
+    # role in its policies before the role exists, so it must be known in advance.
+    replication_role_name: str | None = None
     object_lock: bool = False
     # With object_lock: the bucket's default retention (mode and period). COMPLIANCE: nobody,
     # root included, can delete a locked version early; GOVERNANCE: only with
@@ -312,29 +325,47 @@ class ReplicatedBucket(pulumi.ComponentResource):
             rules=lifecycle_rules(args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )
-        if args.replicate_to is not None:
-            self.replication = self._replicate(name, args, args.replicate_to)
+        targets = [t for t in (args.replicate_to, *args.also_replicate_to) if t is not None]
+        self.replica_rules: dict[str, ReplicaTarget] = {t.rule_id: t for t in targets}
+        if targets:
+            self.replication = self._replicate(name, args, targets)
         # Exported only once versioning exists: the peer's replication needs it on this side.
         self.arn = pulumi.Output.all(self.bucket.arn, self.versioning.id).apply(lambda a: a[0])
         self.register_outputs({"arn": self.arn, "name": self.bucket.bucket})
 
     def _replicate(
-        self, name: str, args: ReplicatedBucketArgs, target: ReplicaTarget
+        self, name: str, args: ReplicatedBucketArgs, targets: list[ReplicaTarget]
     ) -> aws.s3.BucketReplicationConfig:
         child = pulumi.ResourceOptions(parent=self)
         account_id = aws.get_caller_identity_output().account_id
         role = aws.iam.Role(
             f"{name}-replication",
+            name=args.replication_role_name,
             assume_role_policy=account_id.apply(
                 lambda a: service_trust_policy("s3.amazonaws.com", from_account(a))
             ),
             opts=child,
         )
+        self.replication_role = role
+        dests = pulumi.Output.all(*[pulumi.Output.all(t.bucket_arn, t.kms_key_arn) for t in targets])
         policy = aws.iam.RolePolicy(
             f"{name}-replication",
             role=role.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn, target.bucket_arn, target.kms_key_arn).apply(
-                lambda a: replication_policy(a[0], a[1], args.region, a[2], a[3], target.region, args.object_lock)
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key.arn, dests).apply(
+                lambda a: replication_policy(
+                    a[0],
+                    a[1],
+                    args.region,
+                    a[2][0][0],
+                    a[2][0][1],
+                    targets[0].region,
+                    args.object_lock,
+                    more=[
+                        Destination(arn, key, t.region, t.cross_account)
+                        for (arn, key), t in zip(a[2][1:], targets[1:], strict=True)
+                    ],
+                    first_cross_account=targets[0].cross_account,
+                )
             ),
             opts=child,
         )
@@ -343,32 +374,67 @@ class ReplicatedBucket(pulumi.ComponentResource):
             region=args.region,
             bucket=self.bucket.id,
             role=role.arn,
-            rules=[
-                {
-                    "id": "to-dr-region",
-                    "status": "Enabled",
-                    "priority": 1,
-                    "filter": {},
-                    "delete_marker_replication": {"status": "Enabled"},
-                    "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
-                    "destination": {
-                        "bucket": target.bucket_arn,
-                        "storage_class": "STANDARD",
-                        "encryption_configuration": {"replica_kms_key_id": target.kms_key_arn},
-                        "replication_time": {
-                            "status": "Enabled",
-                            "time": {"minutes": int(REPLICATION_TIME_CONTROL.total_seconds() // 60)},
-                        },
-                        "metrics": {
-                            "status": "Enabled",
-                            "event_threshold": {"minutes": int(REPLICATION_TIME_CONTROL.total_seconds() // 60)},
-                        },
-                    },
-                }
-            ],
+            rules=[replication_rule(t, priority) for priority, t in enumerate(targets, start=1)],
             # S3 refuses a replication configuration on a bucket without versioning.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning, policy]),
         )
+
+
+def replication_rule(target: ReplicaTarget, priority: int) -> dict:
+    """One rule of the replication configuration: the whole bucket, SSE-KMS objects re-encrypted
+    with the destination's key, under Replication Time Control (and its metrics, which the
+    replication alarms watch). Into another account: the replicas' owner becomes that account
+    (`account` with the owner override, Amazon S3 user guide "Changing the replica owner"), and
+    delete markers stay here (the vault refuses deletes from this account)."""
+    minutes = int(REPLICATION_TIME_CONTROL.total_seconds() // 60)
+    destination: dict = {
+        "bucket": target.bucket_arn,
+        "storage_class": "STANDARD",
+        "encryption_configuration": {"replica_kms_key_id": target.kms_key_arn},
+        "replication_time": {"status": "Enabled", "time": {"minutes": minutes}},
+        "metrics": {"status": "Enabled", "event_threshold": {"minutes": minutes}},
+    }
+    if target.cross_account:
+        destination["account"] = target.account_id
+        destination["access_control_translation"] = {"owner": "Destination"}
+    return {
+        "id": target.rule_id,
+        "status": "Enabled",
+        "priority": priority,
+        "filter": {},
+        "delete_marker_replication": {"status": "Disabled" if target.cross_account else "Enabled"},
+        "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
+        "destination": destination,
+    }
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A further replication destination, for the role's policy."""
+
+    bucket_arn: str
+    kms_key_arn: str
+    region: str
+    cross_account: bool = False
+
+
+def _writes(dest: Destination) -> dict:
+    writes = ["s3:ReplicateObject", "s3:ReplicateTags"]
+    if dest.cross_account:
+        # The owner override: the destination account takes ownership of the replicas.
+        writes.append("s3:ObjectOwnerOverrideToBucketOwner")
+    else:
+        writes.insert(1, "s3:ReplicateDelete")
+    return {"Effect": "Allow", "Action": writes, "Resource": f"{dest.bucket_arn}/*"}
+
+
+def _encrypts(dest: Destination) -> dict:
+    return {
+        "Effect": "Allow",
+        "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+        "Resource": dest.kms_key_arn,
+        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{dest.region}.amazonaws.com"}},
+    }
 
 
 def replication_policy(
@@ -379,9 +445,12 @@ def replication_policy(
     dest_key: str,
     dest_region: str,
     object_lock: bool = False,
+    more: list[Destination] | tuple[Destination, ...] = (),
+    first_cross_account: bool = False,
 ) -> str:
     # Replicas of locked objects keep their retention: S3 reads it with the replication role.
     lock_reads = ["s3:GetObjectRetention", "s3:GetObjectLegalHold"] if object_lock else []
+    destinations = [Destination(dest_arn, dest_key, dest_region, first_cross_account), *more]
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -401,23 +470,14 @@ def replication_policy(
                     ],
                     "Resource": f"{source_arn}/*",
                 },
-                {
-                    "Effect": "Allow",
-                    "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                    "Resource": f"{dest_arn}/*",
-                },
+                *[_writes(d) for d in destinations],
                 {
                     "Effect": "Allow",
                     "Action": "kms:Decrypt",
                     "Resource": source_key,
                     "Condition": {"StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"}},
                 },
-                {
-                    "Effect": "Allow",
-                    "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                    "Resource": dest_key,
-                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{dest_region}.amazonaws.com"}},
-                },
+                *[_encrypts(d) for d in destinations],
             ],
         }
     )

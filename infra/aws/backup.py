@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_aws as aws
 
 from components.aws.backup_plan import BackupVault, BackupVaultArgs, GfsBackupPlan, RestoreTest
@@ -15,6 +16,7 @@ from components.aws.network import SiteNetwork
 from infra.aws.data import DataTier, warn_if_peer_disagrees
 from infra.aws.files import Files
 from infra.site import Site
+from infra.vault.wiring import VaultTargets, vault_targets
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,12 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
     )
     if cfg.account_settings:
         _region_settings(site)
+    vault_account = vault_targets(site)
     if site.is_dr:
         site.export("drBackupVaultArn", vault.arn)
         site.export("drBackupKmsKeyArn", key.arn)
         site.export("backupVault", {"locked": cfg.locked, "role": "copy target"})
-        return Backups(key, vault, _dr_plan(site, vault, key, network, data))
+        return Backups(key, vault, _dr_plan(site, vault, key, network, data, vault_account))
 
     peer = site.peer.require_all("drBackupVaultArn", "drBackupKmsKeyArn")
     warn_if_peer_disagrees(site, "backupVault", "locked", cfg.locked, "vaultLock")
@@ -65,6 +68,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
         region=site.region,
         vault=vault,
         copy_to_vault_arn=peer["drBackupVaultArn"] if peer is not None else None,
+        vault_account_copy_arn=_share_with_vault_account(site, vault_account, [key, data.keys.database]),
         kms_key_arns=key_arns,
         stack=site.stack,
         restore_test=RestoreTest(
@@ -82,10 +86,45 @@ def build(site: Site, network: SiteNetwork, data: DataTier, files: Files) -> Bac
             "id": plan.plan.id,
             "rules": [s.name for s in plan.specs],
             "copiesTo": peer["drBackupVaultArn"] if peer is not None else None,
+            "copiesToVaultAccount": vault_account.backup_vault_arn if vault_account is not None else None,
             "locked": cfg.locked,
         },
     )
     return Backups(key, vault, plan)
+
+
+# A cross-account copy of an encrypted recovery point needs its key shared with the destination
+# account (AWS Backup developer guide, "Creating backup copies across AWS accounts"; for RDS the
+# snapshot is shared and copied there: Amazon RDS user guide, "Allowing access to an AWS KMS key").
+# Granted, not written into the key policies: the database key's policy is the data tier's.
+SHARED_KEY_OPERATIONS = (
+    "Decrypt",
+    "DescribeKey",
+    "Encrypt",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "CreateGrant",
+)
+
+
+def _share_with_vault_account(site: Site, vault: VaultTargets | None, keys: list[CustomerKey]):
+    """The vault account's vault in this region, once the keys of what is copied are shared with it."""
+    if vault is None:
+        return None
+    grants = [
+        aws.kms.Grant(
+            site.name(f"{base}-to-vault-account"),
+            region=site.region,
+            key_id=k.key.key_id,
+            grantee_principal=f"arn:aws:iam::{vault.account}:root",
+            operations=list(SHARED_KEY_OPERATIONS),
+        )
+        for base, k in zip(("backup-key", "database-key"), keys, strict=True)
+    ]
+    # The copy actions wait for the grants (a copy job before them would fail).
+    return pulumi.Output.all(vault.backup_vault_arn, *[g.id for g in grants]).apply(lambda a: a[0])
 
 
 # What the plans back up: RDS (the database) and S3 (the file buckets). AWS Backup only backs up
@@ -103,7 +142,12 @@ def _region_settings(site: Site) -> aws.backup.RegionSettings:
 
 
 def _dr_plan(
-    site: Site, vault: BackupVault, key: CustomerKey, network: SiteNetwork, data: DataTier
+    site: Site,
+    vault: BackupVault,
+    key: CustomerKey,
+    network: SiteNetwork,
+    data: DataTier,
+    vault_account: VaultTargets | None = None,
 ) -> GfsBackupPlan | None:
     """The DR site's own plan, declared before it is needed so that activation creates nothing.
 
@@ -128,6 +172,7 @@ def _dr_plan(
         region=site.region,
         vault=vault,
         copy_to_vault_arn=peer["backupVaultArn"],
+        vault_account_copy_arn=_share_with_vault_account(site, vault_account, [key, data.keys.database]),
         kms_key_arns=[key.arn, data.keys.database.arn, peer["backupKmsKeyArn"]],
         only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
         stack=site.stack,
@@ -144,6 +189,7 @@ def _dr_plan(
             "id": plan.plan.id,
             "rules": [s.name for s in plan.specs],
             "copiesTo": peer["backupVaultArn"],
+            "copiesToVaultAccount": vault_account.backup_vault_arn if vault_account is not None else None,
             "locked": site.cfg.locked,
             "selects": "the promoted database (after activation)",
         },

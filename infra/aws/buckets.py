@@ -8,6 +8,8 @@ from typing import Any
 from components.aws.kms import CustomerKey, CustomerKeyArgs
 from components.aws.replicated_bucket import AccessLogBucket, ReplicaTarget, ReplicatedBucket, ReplicatedBucketArgs
 from infra.site import Site
+from infra.vault.names import REPLICATED_BASE, replication_role_name
+from infra.vault.wiring import vault_targets
 
 
 def site_bucket(
@@ -35,6 +37,22 @@ def site_bucket(
         if peer is not None:
             bucket_arn, key_arn = (peer[k] for k in peer_outputs)
             target = ReplicaTarget(bucket_arn=bucket_arn, kms_key_arn=key_arn, region=cfg.peer_region)
+    # The backup dumps also replicate into the backup-only account (infra/vault), from the primary:
+    # the DR site's copies are replicas (S3 does not replicate replicas on).
+    also: list[ReplicaTarget] = []
+    role_name = None
+    vault = vault_targets(site) if site.is_primary and base == REPLICATED_BASE else None
+    if vault is not None:
+        also.append(
+            ReplicaTarget(
+                bucket_arn=vault.bucket_arn,
+                kms_key_arn=vault.bucket_key_arn,
+                region=vault.region,
+                account_id=vault.account,
+                rule_id="to-vault-account",
+            )
+        )
+        role_name = replication_role_name(site.stack, base)  # the name the vault's policies admit
     bucket = ReplicatedBucket(
         site.name(base),
         ReplicatedBucketArgs(
@@ -43,6 +61,8 @@ def site_bucket(
             kms_key=key,
             log_bucket=access_logs,
             replicate_to=target,
+            also_replicate_to=also,
+            replication_role_name=role_name,
             **options,
         ),
     )

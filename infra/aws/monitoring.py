@@ -33,6 +33,7 @@ from infra.aws.files import Files
 from infra.aws.functions import Functions
 from infra.config import StackConfig
 from infra.site import Site
+from infra.vault.wiring import vault_targets
 
 ROUTE53_METRICS_REGION = "us-east-1"
 # The period of the function-metric alarms: the overdue alarm counts whole hours.
@@ -222,6 +223,8 @@ def build(
             f"S3 replication of the {label} bucket failed for some objects",
         )
 
+    _vault_account_alarms(site, topic, specs, functions)
+
     # --- storage -------------------------------------------------------------------------
     topic.raise_alarm(
         "storage-quota", specs["storage-quota"],
@@ -263,6 +266,41 @@ def build(
         },
     )
     return Monitoring(topic, health, dashboard)
+
+
+def _vault_account_alarms(site: Site, topic: AlertTopic, specs: dict[str, AlarmSpec], functions: Functions) -> None:
+    """Copies into the backup-only account (infra/vault): a failed AWS Backup copy job into one of
+    its vaults, and the dumps' replication into its bucket failing or falling behind."""
+    vault = vault_targets(site)
+    if vault is None:
+        return
+    # Copy jobs run, and report, in the source account: the event names the destination vault.
+    into_vault = f"arn:aws:backup:{site.region}:{vault.account}:backup-vault:"
+    topic.on_event(
+        "vault-copy-failed",
+        "AWS Backup copy into the backup-only account's vault failed",
+        {
+            "source": ["aws.backup"],
+            "detail-type": ["Copy Job State Change"],
+            "detail": {
+                "state": ["FAILED", "ABORTED"],
+                "destinationBackupVaultArn": [{"prefix": into_vault}],
+            },
+        },
+    )
+    bucket = functions.bucket
+    if "to-vault-account" not in getattr(bucket, "replica_rules", {}):
+        return
+    dims = {"SourceBucket": bucket.bucket.bucket, "DestinationBucket": vault.bucket_name, "RuleId": "to-vault-account"}
+    topic.raise_alarm(
+        "replication-latency-vault", specs["replication-latency-*"], dims,
+        f"S3 replication of the backup bucket into the backup-only account is slower than its Replication Time "
+        f"Control ({REPLICATION_TIME_CONTROL})",
+    )
+    topic.raise_alarm(
+        "replication-failed-vault", specs["replication-failed-*"], dims,
+        "S3 replication of the backup bucket into the backup-only account failed for some objects",
+    )
 
 
 # What the `alerts.thresholds` export reports, per alarm raised: (export key, alarm, spec).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import access, azure_data, azure_keyvault, azure_storage, backup, functions, hardening, keys, rds, s3
+from . import access, azure_data, azure_keyvault, azure_storage, backup, functions, hardening, keys, rds, s3, vault
 
 POLICIES: list[Policy] = [
     *s3.POLICIES,
@@ -22,6 +22,7 @@ POLICIES: list[Policy] = [
     *azure_data.POLICIES,
     *azure_storage.POLICIES,
     *azure_keyvault.POLICIES,
+    *vault.POLICIES,
 ]
 
 BY_NAME: dict[str, Policy] = {p.name: p for p in POLICIES}

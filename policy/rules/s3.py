@@ -292,7 +292,9 @@ def replication_problems(stack: Stack, cfg: PolicyResource, source_region: str |
     for r in rules:
         rid = get(r, "id") or "?"
         dest = get(r, "destination") or {}
-        if get(r, "deleteMarkerReplication", "status") != "Enabled":
+        # Into another account (the backup-only account, policy/rules/vault.py) no delete marker
+        # goes: a deletion in this account must not hide the copies there.
+        if get(r, "deleteMarkerReplication", "status") != "Enabled" and not get(dest, "account"):
             problems.append(f"rule {rid}: deleteMarkerReplication is not Enabled")
         rtc = get(dest, "replicationTime") or {}
         minutes = number(get(rtc, "time", "minutes"))
@@ -346,7 +348,8 @@ s3_replicated_cross_region = StackValidationPolicy(
     description=(
         "On the primary site every bucket tagged backup=true has a BucketReplicationConfig, and every "
         "replication configuration replicates the whole bucket to a bucket in another region with "
-        "delete-marker replication, metrics and Replication Time Control at the model's "
+        "delete-marker replication (but into another account: the backup-only account's copies), metrics and "
+        "Replication Time Control at the model's "
         "REPLICATION_TIME_CONTROL. Mandatory: without it a region loss loses the files (the plan's "
         "data-centre-loss scenario) and the RPO of files is unbounded."
     ),

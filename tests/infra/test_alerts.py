@@ -252,7 +252,8 @@ def test_every_alarm_of_the_plan_exists_per_site(request, stack, site, expected)
     alarms = set(_alarms(run, f"{site}-alerts"))
     assert expected <= alarms, expected - alarms
     rules = {r.name.removeprefix(f"{site}-alerts-") for r in run.of_type(RULE) if r.name.startswith(f"{site}-alerts-")}
-    assert rules == RULES
+    # A site copying into the backup-only account also hears of its failed copies there.
+    assert rules == RULES | ({"vault-copy-failed"} if "postoucancer-dr:vaultStack" in run.config else set())
     # Every alarm is raised from one spec of the table (which also says where its threshold comes from).
     from infra.aws.monitoring import alarm_specs
     from infra.runbooks import stack_config

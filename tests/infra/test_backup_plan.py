@@ -68,7 +68,8 @@ def test_every_rule_copies_to_the_dr_vault_with_the_same_lifecycle(prod, dr):
     dr_vault = dr.one(VAULT)
     assert dr_vault.region == "eu-central-1"
     for name, rule in _rules(prod).items():
-        (copy,) = rule["copyActions"]
+        # (and, for the GFS rules, a copy into the backup-only account: tests/infra/test_vault_account.py)
+        (copy,) = [c for c in rule["copyActions"] if c["destinationVaultArn"] == dr_vault.outputs["arn"]]
         assert copy["destinationVaultArn"] == dr_vault.outputs["arn"] == dr.outputs["drBackupVaultArn"], name
         assert copy["lifecycle"] == rule["lifecycle"], name
 
@@ -160,7 +161,10 @@ def test_weekly_restore_test_of_the_latest_recovery_point(prod):
 
 def test_prod_before_dr_exists_backs_up_without_copies(pair_prod):
     lonely = run_stack("prod", peer_outputs=None)
-    assert all("copyActions" not in r or not r["copyActions"] for r in lonely.one(PLAN).inputs["rules"])
+    # The vault account's stack deploys first: only its copies are there yet.
+    rules = lonely.one(PLAN).inputs["rules"]
+    accounts = {c["destinationVaultArn"].split(":")[4] for r in rules for c in r.get("copyActions") or []}
+    assert ACCOUNT not in accounts
     assert lonely.outputs["backupPlan"]["copiesTo"] is None
     assert "drBackupVaultArn" in lonely.outputs["nextStep"]
 
@@ -182,7 +186,7 @@ def test_dr_plan_waits_for_the_promoted_database_and_tests_the_locked_copies(pro
     for name, rule in _rules(dr).items():
         assert rule["lifecycle"] == _rules(prod)[name]["lifecycle"]
         assert low <= rule["lifecycle"]["deleteAfter"] <= high
-        (copy,) = rule["copyActions"]
+        (copy,) = [c for c in rule["copyActions"] if c["destinationVaultArn"] == prod.one(VAULT).outputs["arn"]]
         assert copy["destinationVaultArn"] == prod.outputs["backupVaultArn"] == prod.one(VAULT).outputs["arn"]
         assert copy["lifecycle"] == rule["lifecycle"]
     keys = json.loads(dr.one("aws:iam/rolePolicy:RolePolicy", "dr-backup-keys").inputs["policy"])

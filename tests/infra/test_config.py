@@ -243,7 +243,7 @@ def test_a_bare_peer_stack_is_qualified_with_the_backends_organization(prod):
     from infra.runbooks import stack_config
 
     assert load_stack_config("prod")[P + "peerStack"] == "dr"
-    ref = prod.one("pulumi:pulumi:StackReference")
+    ref = prod.one("pulumi:pulumi:StackReference", "peer-dr")
     assert ref.outputs["name"] == "organization/postoucancer-dr/dr"  # the mock runtime's organization
     cfg = stack_config("prod")
     assert with_qualified_peer(cfg, "acme").peer_stack == "acme/postoucancer-dr/dr"

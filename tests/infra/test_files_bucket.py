@@ -91,7 +91,9 @@ def test_first_bootstrap_of_prod_is_partial_and_says_what_next(run_stack=None):
     from infra.mockrun import run_stack
 
     lonely = run_stack("prod", peer_outputs=None)
-    assert not lonely.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    # Nothing replicates to the DR region yet; only the dumps into the vault account (deployed first).
+    configs = lonely.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    assert [[r["id"] for r in c.inputs["rules"]] for c in configs] == [["to-vault-account"]]
     assert lonely.one(BUCKET, "primary-files")
     assert "pulumi up -s dr" in lonely.outputs["nextStep"]
     assert any("pulumi up -s dr" in msg for level, msg in lonely.logs if level == "warning")

@@ -14,7 +14,7 @@ RTC_MINUTES = int(REPLICATION_TIME_CONTROL.total_seconds() // 60)
 
 def test_plan_shows_files_replicating_across_regions_with_rtc_and_objectives(pair_prod):
     text = render_text({"prod": pair_prod})
-    assert "bootstrap order: pulumi up -s dr → pulumi up -s prod → pulumi up -s dr" in text
+    assert "bootstrap order: pulumi up -s vault → pulumi up -s dr → pulumi up -s prod → pulumi up -s dr" in text
     assert "--- stack prod: primary site, tier prod, aws eu-west-3 (peer in eu-central-1)" in text
     assert "--- stack dr: dr site, tier prod, aws eu-central-1 (peer in eu-west-3)" in text
     replication = next(line for line in text.splitlines() if "BucketReplicationConfig" in line)

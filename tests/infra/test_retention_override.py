@@ -34,8 +34,9 @@ def test_aws_backup_rules_and_their_dr_copies_keep_the_override(overridden, pair
     for run in (overridden.primary, overridden.dr):
         weekly = _rules(run)["weekly"]
         assert weekly["lifecycle"]["deleteAfter"] == WEEKS_16
-        (copy_action,) = weekly["copyActions"]
-        assert copy_action["lifecycle"]["deleteAfter"] == WEEKS_16
+        # The DR vault's copy and the backup-only account's copy keep the override alike.
+        assert len(weekly["copyActions"]) == 2
+        assert all(c["lifecycle"]["deleteAfter"] == WEEKS_16 for c in weekly["copyActions"])
         assert _rules(run)["daily"]["lifecycle"]["deleteAfter"] == 30  # only weekly changed
     assert _rules(pair_prod.primary)["weekly"]["lifecycle"]["deleteAfter"] == WEEKS_12
 

@@ -73,7 +73,7 @@ def test_every_restore_reapplies_the_gdpr_erasure_ledger():
 @pytest.fixture(scope="module")
 def runs(pair_prod):
     activated = run_stack("dr", peer_outputs=pair_prod.primary.outputs, overrides={P + "activated": True})
-    return {"prod": [pair_prod.primary], "dr": [pair_prod.dr, activated]}
+    return {"prod": [pair_prod.primary], "dr": [pair_prod.dr, activated], "vault": [pair_prod.vault]}
 
 
 def _option(argv: list[str], *names: str) -> str | None:
@@ -120,7 +120,10 @@ def _check_pulumi(argv, runs):
         op, key = pos[0], pos[1]
         assert op in ("set", "rm", "get")
         top = key.split(".", 1)[0]
-        known = config._known_fields(config.StackConfig)
+        # The backup-only account's stack has a configuration of its own (infra/vault/config.py).
+        from infra.vault.config import VaultConfig
+
+        known = config._known_fields(VaultConfig if stack == "vault" else config.StackConfig)
         assert top in known or top in config.SECRET_KEYS, f"unknown config key {key}"
         if "." in key:
             nested = known[top]
@@ -265,12 +268,27 @@ def test_every_runbook_command_exists_in_this_project(command, runs):
         raise AssertionError(f"{command}: {e}") from e
 
 
+def test_the_ransomware_runbook_restores_from_the_vault_accounts_real_vaults(pair_prod):
+    """Step 6 names the vault stack's vaults by their real names and regions (one per site region)."""
+    vaults = {v.inputs["name"]: v.region for v in pair_prod.vault.of_type("aws:backup/vault:Vault")}
+    named = []
+    for c in commands(runbook_path(Scenario.RANSOMWARE)):
+        for flag in ("--backup-vault-name", "--source-backup-vault-name"):
+            name = _option(c.argv, flag)
+            if name and name.startswith("postoucancer-vault"):
+                assert vaults.get(name) == _option(c.argv, "--region"), c
+                named.append(name)
+    assert set(named) == set(vaults)
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         "pulumi config set activatd true --stack dr",
         "pulumi stack output noSuchOutput --stack prod",
         "pulumi destroy --stack dr",
+        "pulumi config set --path accounts.recoveryy[0] 123456789012 --stack vault",
+        "pulumi stack output vaultBucketArn --stack prod",
         "python -m lambdas restore --database postoucancer",
         "kubectl --context prod -n default scale deployment/api --replicas=3",
         "kubectl --context prod -n postoucancer scale deployment/api --replicas=7",

@@ -1,4 +1,4 @@
-"""The real stacks pass the pack: zero mandatory violations in prod, dr, staging and
+"""The real stacks pass the pack: zero mandatory violations in vault, prod, dr, staging and
 staging-dr (after the documented bootstrap order), and the CLI that CI runs agrees."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from policy.rules import MANDATORY, POLICIES
 
 
 @pytest.fixture(scope="module")
-def stacks(prod, dr, staging, staging_dr) -> list[StackRun]:
-    return [prod, dr, staging, staging_dr]
+def stacks(vault, prod, dr, staging, staging_dr) -> list[StackRun]:
+    return [vault, prod, dr, staging, staging_dr]
 
 
 def test_every_stack_passes_every_mandatory_policy(stacks):
@@ -21,14 +21,15 @@ def test_every_stack_passes_every_mandatory_policy(stacks):
     assert mandatory == []
 
 
-def test_the_rules_see_the_stacks_site_and_resource_options(prod, dr, staging):
+def test_the_rules_see_the_stacks_site_and_resource_options(prod, dr, staging, vault):
     """Guards against a vacuous pass: the runner hands the rules the site's role and tier (from
     the stack's `site` export) and the resource options as the engine would."""
     from pulumi_policy import StackValidationArgs
 
     from policy.rules._util import Stack
 
-    for run, role, tier in ((prod, "primary", "prod"), (dr, "dr", "prod"), (staging, "primary", "staging")):
+    sites = ((prod, "primary", "prod"), (dr, "dr", "prod"), (staging, "primary", "staging"), (vault, "vault", "prod"))
+    for run, role, tier in sites:
         site = Stack(StackValidationArgs(policy_check.stack_resources(run))).site()
         assert (site.role.value, site.tier.value, site.source) == (role, tier, "site export")
     buckets = [r for r in policy_check.stack_resources(prod) if r.resource_type == "aws:s3/bucket:Bucket"]
@@ -54,7 +55,7 @@ def test_cli_exits_non_zero_only_on_mandatory_violations(monkeypatch, capsys, pa
     monkeypatch.setattr(policy_check, "run_pair", lambda primary, dr: runs[primary])
     assert policy_check.main([]) == 0
     out = capsys.readouterr().out
-    for stack in ("prod", "dr", "staging", "staging-dr", "prod-azure", "dr-azure"):
+    for stack in ("vault", "prod", "dr", "staging", "staging-dr", "prod-azure", "dr-azure"):
         assert f"{stack}: " in out
     assert "policy check: passed" in out
 
