@@ -741,42 +741,63 @@ def run_many(specs: list[tuple[str, dict[str, Any], dict[str, Any] | None]], wor
     """`run_stack(stack, config=..., peer_outputs=...)` for each spec, up to `workers` at a time.
 
     Runs do not share state (each sets up its own mock runtime), so independent ones can run in
-    forked copies of this process, which already has the SDKs loaded: a child runs one program
-    and hands back the record, pickled; the parent keeps it as if it had run it. A child that
-    fails hands back nothing and the parent runs that spec itself, so that errors surface as
-    they would sequentially.
+    forked copies of this process (fork_map); the parent keeps each record as if it had run it.
+    A spec whose child failed is run by the parent itself, so that errors surface as they would
+    sequentially.
     """
     todo = [spec for spec in specs if _run_key(*spec) not in _RUNS]
-    if workers > 1 and len(todo) > 1 and hasattr(os, "fork"):
-        for start in range(0, len(todo), workers):
-            _fork_runs(todo[start : start + workers])
+    if workers > 1 and len(todo) > 1:
+        results = fork_map(lambda spec: run_stack(spec[0], config=spec[1], peer_outputs=spec[2]), todo, workers)
+        for spec, result in zip(todo, results, strict=True):
+            if isinstance(result, StackRun):
+                _remember(_run_key(*spec), result)
     return [run_stack(stack, config=config, peer_outputs=peer) for stack, config, peer in specs]
 
 
-def _fork_runs(batch: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> None:
-    children = []
-    for stack, config, peer in batch:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: run, write the pickled record, leave without cleanup handlers
-            os.close(read)
-            code = 1
-            try:
-                with os.fdopen(write, "wb") as out:
-                    run = run_stack(stack, config=config, peer_outputs=peer)
-                    pickle.dump(run, out, protocol=pickle.HIGHEST_PROTOCOL)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        children.append((pid, read, (stack, config, peer)))
-    for pid, read, spec in children:
-        with os.fdopen(read, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and data:
+def fork_map(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[Any]:
+    """[fn(item) for item in items], up to `workers` at a time in forked copies of this process
+    (which has the SDKs loaded already); a result is the value, or the exception fn raised.
+
+    For the offline plan's independent runs: the mock runtime keeps its state per run, so forked
+    runs equal sequential ones (tests/infra/test_failback.py checks it). Without fork (or with
+    one worker) the items run here, in order.
+    """
+    if workers <= 1 or len(items) <= 1 or not hasattr(os, "fork"):
+        return [_outcome(fn, item) for item in items]
+    results: list[Any] = []
+    for start in range(0, len(items), workers):
+        children = []
+        for item in items[start : start + workers]:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: run, write the pickled outcome, leave without cleanup handlers
+                os.close(read)
+                try:
+                    with os.fdopen(write, "wb") as out:
+                        outcome = _outcome(fn, item)
+                        try:
+                            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+                        except Exception:  # an exception that does not pickle: its message does
+                            data = pickle.dumps(RuntimeError(str(outcome)))
+                        out.write(data)
+                finally:
+                    os._exit(0)
+            os.close(write)
+            children.append((pid, read))
+        for pid, read in children:
+            with os.fdopen(read, "rb") as pipe:
+                data = pipe.read()
+            os.waitpid(pid, 0)
             # Written by our own child through a private pipe: not untrusted data.
-            _remember(_run_key(*spec), pickle.loads(data))  # noqa: S301
+            results.append(pickle.loads(data) if data else RuntimeError("a forked run died"))  # noqa: S301
+    return results
+
+
+def _outcome(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as e:
+        return e
 
 
 def _run_key(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import ConfigError
-from infra.mockrun import PAIRS, PairRun, Recorded, StackRun, run_pair
+from infra.mockrun import PAIRS, PairRun, Recorded, StackRun, fork_map, run_pair
 
 # Properties worth a glance, in the order shown; values of other keys stay in --json.
 KEY_PROPERTIES = (
@@ -260,7 +260,8 @@ def render_text(pairs: dict[str, PairRun]) -> str:
             out.append(_site_line(run))
             for group, members in sorted(grouped(run).items()):
                 out.append(f"  {group}")
-                out.extend(f"    {describe(r)}" for r in members)
+                # Registration order is the event loop's; sorted, two plans of one program compare.
+                out.extend(f"    {describe(r)}" for r in sorted(members, key=lambda r: (r.type, r.name)))
             out.append("  outputs:")
             for key, value in run.outputs.items():
                 if key not in ("objectives", "recoverySources"):
@@ -390,23 +391,28 @@ def main(argv: list[str] | None = None) -> int:
         overrides = _parse_sets(args.set)
     except ValueError as e:
         parser.error(str(e))
-    try:
-        pairs = {
-            label: run_pair(
-                *PAIRS[label],
-                primary_overrides=overrides.get(PAIRS[label][0]),
-                dr_overrides=overrides.get(PAIRS[label][1]),
-            )
-            for label in (args.pair or list(PAIRS))
-        }
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    labels = args.pair or list(PAIRS)
+    text = args.json != "-"
+
+    def plan_pair(label: str) -> tuple[PairRun, str]:
+        primary, dr = PAIRS[label]
+        pair = run_pair(primary, dr, primary_overrides=overrides.get(primary), dr_overrides=overrides.get(dr))
+        return pair, render_text({label: pair}) if text else ""
+
+    # The pairs are independent: one forked process each, as many at a time as there are CPUs.
+    planned = fork_map(plan_pair, labels, os.cpu_count() or 1)
+    for outcome in planned:
+        if isinstance(outcome, (ConfigError, FileNotFoundError)):
+            print(f"error: {outcome}", file=sys.stderr)
+            return 2
+        if isinstance(outcome, BaseException):
+            raise outcome
+    pairs = {label: pair for label, (pair, _) in zip(labels, planned, strict=True)}
     if args.json == "-":
         json.dump(to_json(pairs), sys.stdout, indent=2, default=str)
         print()
     else:
-        print(render_text(pairs))
+        print("\n".join(rendered for _, rendered in planned))
         if args.json:
             Path(args.json).write_text(json.dumps(to_json(pairs), indent=2, default=str))
             print(f"wrote {args.json}")
