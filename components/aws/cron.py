@@ -21,7 +21,11 @@ def _at(t: time) -> str:
 
 
 def daily(s: Schedules) -> str:
-    return f"cron({_at(s.full_backup_at_utc)} * * ? *)"
+    return daily_at(s.full_backup_at_utc)
+
+
+def daily_at(t: time) -> str:
+    return f"cron({_at(t)} * * ? *)"
 
 
 def weekly_at(w: WeeklyTime) -> str:
