@@ -44,6 +44,11 @@ DRILL_DATA_AGE_SECONDS = "DrillDataAgeSeconds"
 ACTIVATION_TEST_AGE_SECONDS = "ActivationTestAgeSeconds"
 
 
+# The record's value until the first test is recorded: the clock then runs from the parameter's
+# creation (its LastModifiedDate), i.e. from the DR stack's deployment.
+ACTIVATION_TEST_NOT_RECORDED = "none recorded yet"
+
+
 def activation_test_parameter(stack: str) -> str:
     """The SSM parameter holding when the DR stack's last activation test was recorded (ISO 8601,
     UTC): written by `python -m infra.activate --record-test`, read by the daily age function."""

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from drplan.names import activation_test_parameter
+from infra.commands import ACTIVATE, activate_command
 from infra.config import PROJECT, SECRET_KEYS, ConfigError, Role, parse
 from infra.mockrun import PAIRS, load_stack_config
 
@@ -70,12 +71,8 @@ def _timestamp(text: str) -> datetime:
     return at.astimezone(UTC)
 
 
-PROG = "python -m infra.activate"
-
-
-def command(*args: str) -> str:
-    """This CLI's command line with `args`, as the runbooks and the tracked tasks print it."""
-    return shlex.join([*PROG.split(), *args])
+PROG = ACTIVATE
+command = activate_command  # this CLI's command line with given arguments (infra.commands)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -7,8 +7,8 @@ data carry the exact commands to run, and publishes the same text to the on-call
 notifies its topic only when it is edited, SSM API CreateOpsItem `Notifications`). The OpsItem is
 the tracked record: open until someone resolves it.
 
-`ActivationTestWatch`: the SSM parameter the activation tests are recorded in (created with the
-deployment's time, then written only by `python -m infra.activate --record-test`: `ignore_changes`),
+`ActivationTestWatch`: the SSM parameter the activation tests are recorded in (created saying none
+is recorded yet, then written only by `python -m infra.activate --record-test`: `ignore_changes`),
 and a daily function publishing the record's age (lambdas/core/overdue.py); the caller alarms on it.
 
 Provider constraints checked here: an OpsItem's Description is 1..2048 characters, its Title
@@ -20,12 +20,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pulumi
 import pulumi_aws as aws
 
-from drplan.names import METRIC_NAMESPACE
+from drplan.names import ACTIVATION_TEST_NOT_RECORDED, METRIC_NAMESPACE
 from drplan.periods import Period
 
 from .backup_functions import MAX_EVENT_AGE, SCHEDULER_RETRIES, assume_role_policy
@@ -172,8 +171,9 @@ class ActivationTestWatch(pulumi.ComponentResource):
             region=region,
             name=args.parameter_name,
             type="String",
-            # A new DR site counts from its deployment: the first test is due a quarter (plus grace) later.
-            value=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            # A new DR site counts from its deployment (the parameter's creation date): the first test
+            # is due a quarter (plus grace) later. A constant, so that every run declares the same.
+            value=ACTIVATION_TEST_NOT_RECORDED,
             description="When the last DR activation test was recorded (python -m infra.activate --record-test)",
             tags=args.tags,
             # Written by the on-call afterwards, never reset by a later `pulumi up`.

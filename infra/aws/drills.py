@@ -29,11 +29,11 @@ from drplan.names import activation_test_parameter
 from drplan.objectives import Scenario
 from drplan.schedules import SCHEDULES
 from drplan.thresholds import RESTORE_VALIDATION_WINDOW
-from infra import activate, runbooks
 from infra.aws.backup import Backups
 from infra.aws.data import DataTier, database_secret
 from infra.aws.functions import Functions
 from infra.aws.monitoring import alarm_specs
+from infra.commands import ROOT, activate_command, commands, runbook_path
 from infra.site import Site
 
 # The runbook whose commands the quarterly activation test walks through.
@@ -55,17 +55,16 @@ class Drills:
 def activation_test_commands(stack: str) -> list[str]:
     """The activation test, command by command: the offline dry run, the failover runbook's
     commands as the runbook has them (infra.runbooks), the record of the test."""
-    runbook = runbooks.runbook_path(FAILOVER_RUNBOOK)
     return [
-        activate.command("--stack", stack, "--dry-run"),
-        *(c.text for c in runbooks.commands(runbook)),
-        activate.command("--stack", stack, "--record-test"),
+        activate_command("--stack", stack, "--dry-run"),
+        *(c.text for c in commands(runbook_path(FAILOVER_RUNBOOK))),
+        activate_command("--stack", stack, "--record-test"),
     ]
 
 
 def _activation_task_text(stack: str) -> tuple[str, str, str]:
     commands = activation_test_commands(stack)
-    runbook = runbooks.runbook_path(FAILOVER_RUNBOOK).relative_to(runbooks.ROOT)
+    runbook = runbook_path(FAILOVER_RUNBOOK).relative_to(ROOT)
     title = f"Quarterly DR activation test: stack {stack}"
     description = (
         f"The plan's quarterly DR site activation test of stack `{stack}`. It cannot run unattended.\n\n"
@@ -154,7 +153,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, backups: Backups, fu
     topic.raise_alarm("activation-test-overdue", overdue, {"stack": stack},
                       f"No DR activation test of {stack} recorded for {SCHEDULES.activation_test_overdue_after.days}"
                       f" days (a quarter plus the grace period): run the quarterly task's commands, then "
-                      f"{activate.command('--stack', stack, '--record-test')}")
+                      f"{activate_command('--stack', stack, '--record-test')}")
     _function_alarms(topic, specs, "activation-age", watch.age)
 
     title, description, commands = _review_task_text(stack)
@@ -178,7 +177,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, backups: Backups, fu
                            "schedule": activation_test.opens.schedule_expression,
                            "overdueAfterDays": SCHEDULES.activation_test_overdue_after.days,
                            "record": watch.record.name,
-                           "recordWith": activate.command("--stack", stack, "--record-test")},
+                           "recordWith": activate_command("--stack", stack, "--record-test")},
         "planReview": {"every": SCHEDULES.plan_review_every.days, "schedule": review.opens.schedule_expression},
     })
     return Drills(drill, activation_test, watch, review)

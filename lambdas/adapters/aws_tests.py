@@ -98,8 +98,9 @@ class AwsTests:
             raise _failed(f"cannot publish {', '.join(values)} to {namespace}", exc, "metrics_failed") from None
 
     # --- the activation test's record ------------------------------------------------------
-    def read(self, parameter: str) -> str:
+    def read(self, parameter: str) -> tuple[str, datetime]:
         try:
-            return self._client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            found = self._client("ssm").get_parameter(Name=parameter)["Parameter"]
+            return found["Value"], found["LastModifiedDate"]
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"cannot read SSM parameter {parameter}", exc, "record_unreadable") from None

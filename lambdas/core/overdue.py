@@ -7,7 +7,9 @@ CloudWatch alarm cannot look back a quarter (PutMetricAlarm: Period x Evaluation
 (ActivationTestAgeSeconds, dimension `stack`); the alarm fires when the age passes a quarter plus
 the grace period, and also when the metric stops coming (missing data breaches).
 
-A value that is not a time, or a time in the future, is an error (the invocation fails and its
+Until the first test is recorded the parameter says so (drplan.names.ACTIVATION_TEST_NOT_RECORDED)
+and the age counts from the parameter's creation, the DR stack's deployment. A value that is not
+a time, or a time in the future, is an error (the invocation fails and its
 Errors alarm fires): a record that cannot be read is not a test that was done.
 """
 
@@ -18,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drplan.names import ACTIVATION_TEST_AGE_SECONDS, METRIC_NAMESPACE
+from drplan.names import ACTIVATION_TEST_AGE_SECONDS, ACTIVATION_TEST_NOT_RECORDED, METRIC_NAMESPACE
 
 from .errors import DataPlaneError
 
@@ -42,7 +44,7 @@ class ActivationAgeRequest(BaseModel):
 
 
 class RecordStore(Protocol):
-    def read(self, parameter: str) -> str: ...
+    def read(self, parameter: str) -> tuple[str, datetime]: ...  # value, last modified
     def put_metrics(self, namespace: str, dimensions: dict[str, str], values: dict[str, tuple[float, str]],
                     at: datetime) -> None: ...
 
@@ -66,7 +68,10 @@ def recorded_at(value: str, parameter: str, now: datetime) -> datetime:
 def publish_activation_test_age(cfg: ActivationAgeRequest, store: RecordStore, now: datetime | None = None,
                                 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    at = recorded_at(store.read(cfg.parameter), cfg.parameter, now)
+    value, modified = store.read(cfg.parameter)
+    # Never recorded: the clock runs from the record's creation (the DR stack's deployment).
+    at = modified.astimezone(UTC) if value.strip() == ACTIVATION_TEST_NOT_RECORDED else \
+        recorded_at(value, cfg.parameter, now)
     age = max((now - at).total_seconds(), 0.0)
     store.put_metrics(METRIC_NAMESPACE, {"stack": cfg.stack}, {ACTIVATION_TEST_AGE_SECONDS: (age, "Seconds")}, now)
     return {"stack": cfg.stack, "last_recorded": at.isoformat().replace("+00:00", "Z"), "age_seconds": round(age, 3)}

@@ -19,6 +19,7 @@ from components.aws.tracked_tasks import COMMANDS_KEY, DESCRIPTION_MAX, OPS_ITEM
 from drplan.drills import dr_drill_bounds
 from drplan.names import (
     ACTIVATION_TEST_AGE_SECONDS,
+    ACTIVATION_TEST_NOT_RECORDED,
     DRILL_DATA_AGE_SECONDS,
     DRILL_RESTORE_SECONDS,
     DRILL_SUCCESS,
@@ -233,6 +234,7 @@ def test_an_ops_item_beyond_the_api_bounds_is_refused():
 def test_the_activation_test_age_is_published_daily_and_alarmed_past_a_quarter_and_grace(dr):
     record = dr.one("aws:ssm/parameter:Parameter", "activation-watch-record")
     assert record.inputs["name"] == activation_test_parameter("dr") and record.ignore_changes == ["value"]
+    assert record.inputs["value"] == ACTIVATION_TEST_NOT_RECORDED  # the clock runs from its creation
     daily = dr.one(SCHEDULE, "dr-activation-watch-daily")
     fn = dr.one(FUNCTION, "dr-activation-watch-age")
     assert daily.inputs["target"]["arn"] == fn.outputs["arn"]

@@ -19,6 +19,7 @@ import pytest
 
 from drplan.names import (
     ACTIVATION_TEST_AGE_SECONDS,
+    ACTIVATION_TEST_NOT_RECORDED,
     DRILL_DATA_AGE_SECONDS,
     DRILL_RESTORE_SECONDS,
     DRILL_SUCCESS,
@@ -232,6 +233,15 @@ def test_the_activation_test_age_is_published_from_the_record(record):
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1), Period=60, Statistics=["Maximum"],
     )["Datapoints"]
     assert point["Maximum"] == pytest.approx(result["age_seconds"], abs=1)
+
+
+def test_before_the_first_record_the_age_counts_from_the_deployment(record):
+    client, _, stack, parameter = record
+    client.put_parameter(Name=parameter, Value=ACTIVATION_TEST_NOT_RECORDED, Type="String")
+    created = client.get_parameter(Name=parameter)["Parameter"]["LastModifiedDate"]
+    result = service.activation_test_age({}, {"ACTIVATION_TEST_PARAMETER": parameter, "ACTIVATION_TEST_STACK": stack})
+    assert result["last_recorded"] == created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert 0 <= result["age_seconds"] < 60
 
 
 @pytest.mark.parametrize("value,cause", [
