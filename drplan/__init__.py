@@ -10,6 +10,7 @@ the plan appears once, in one of these modules:
   schedules   when backups run and how often each test of the plan happens (times, periods)
   retention   tiers, GFS classes, retention per tier, effective retention with overrides
   recovery    recovery sources and the RPO/RTO estimator
+  drills      what the monthly DR drill must show (restore time, data age), from the objectives
   thresholds  operational bounds the realisations share (overdue backup, health checks, ...)
   names       the project, site roles, clouds, tag keys, the metric namespace
   layout      where backups live in a bucket or container

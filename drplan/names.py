@@ -34,3 +34,22 @@ PURPOSE_TAG_KEY = "purpose"
 # The functions' metrics: CloudWatch Embedded Metric Format namespace and service name.
 METRIC_NAMESPACE = "PostOuCancer/Backups"
 METRIC_SERVICE = "postoucancer-backup"
+
+# The plan's periodic tests publish these with PutMetricData into METRIC_NAMESPACE: the monthly DR
+# drill per database (dimension `database`), the age of the last recorded activation test per DR
+# stack (dimension `stack`). The functions write them, the alarms read them.
+DRILL_SUCCESS = "DrillSuccess"
+DRILL_RESTORE_SECONDS = "DrillRestoreSeconds"
+DRILL_DATA_AGE_SECONDS = "DrillDataAgeSeconds"
+ACTIVATION_TEST_AGE_SECONDS = "ActivationTestAgeSeconds"
+
+
+# The record's value until the first test is recorded: the clock then runs from the parameter's
+# creation (its LastModifiedDate), i.e. from the DR stack's deployment.
+ACTIVATION_TEST_NOT_RECORDED = "none recorded yet"
+
+
+def activation_test_parameter(stack: str) -> str:
+    """The SSM parameter holding when the DR stack's last activation test was recorded (ISO 8601,
+    UTC): written by `python -m infra.activate --record-test`, read by the daily age function."""
+    return f"/postoucancer/{stack}/activation-test/last-recorded"

@@ -40,6 +40,9 @@ ASSUMPTIONS = Assumptions()
 GEO_BACKUP_REPLICATION_DELAY = 1 * HOUR
 GEO_RESTORE_REPLAY_WINDOW = 1 * DAY
 
+# The recovery source the monthly DR drill rehearses (drplan.drills).
+DR_VAULT_COPY = "restore locked snapshot copy (DR vault)"
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -141,7 +144,7 @@ def recovery_sources(topology: Topology, a: Assumptions = ASSUMPTIONS) -> list[R
     if topology.dr_copies:
         sources.append(
             RecoverySource(
-                "restore locked snapshot copy (DR vault)",
+                DR_VAULT_COPY,
                 rpo=s.incremental_every,
                 rto=snapshot_rto + a.scale_application + a.dns_switch,
                 point_in_time=True,

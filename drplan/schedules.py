@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from .periods import DAY, HOUR, MINUTE, WEEK, months, years
+from .periods import DAY, HOUR, MINUTE, WEEK, Period, Unit, months, years
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -39,6 +39,13 @@ class Schedules:
     # The weekly restore test starts this long after the weekly backup's slot, so that the
     # backup has landed.
     restore_test_after_backup: timedelta = 4 * HOUR
+    # The monthly drill, the quarterly activation test and the yearly review start on this day
+    # of their month, at the weekly restore test's time of day: a week after the monthly backup
+    # (the 1st) has landed and been copied, and clear of month ends.
+    testing_day_of_month: int = 8
+    # An activation test is overdue (alarm) this long after its quarter is up: room to find a
+    # window in the following weeks without paging on the first morning.
+    activation_test_grace: timedelta = 2 * WEEK
 
     @property
     def weekly_backup(self) -> WeeklyTime:
@@ -50,6 +57,26 @@ class Schedules:
         start = datetime.combine(_a_monday(), self.full_backup_at_utc) + timedelta(days=self.weekly_on)
         when = start + self.restore_test_after_backup
         return WeeklyTime(when.weekday(), when.time())
+
+    @property
+    def testing_at(self) -> time:
+        """The time of day (UTC) the plan's periodic tests start."""
+        return self.weekly_restore_test.at
+
+    @property
+    def activation_test_overdue_after(self) -> timedelta:
+        return self.activation_test_every + self.activation_test_grace
+
+
+def calendar_period(every: timedelta) -> Period:
+    """The calendar period ("1w", "1mo", "3mo", "1y") whose whole days are `every`: how a scheduler
+    repeats one of the testing periods (months and years in drplan.periods are rounded up, so
+    `months(3).delta` is 92 days and maps back to "3mo"). ValueError for any other length."""
+    for unit in (Unit.YEARS, Unit.MONTHS, Unit.WEEKS):  # 12mo and 1y are both 366 d: a year
+        for count in range(1, 13):
+            if Period(count, unit).delta == every:
+                return Period(count, unit)
+    raise ValueError(f"{every.days} d is no whole number of weeks, months or years: a scheduler cannot repeat it")
 
 
 def _a_monday() -> date:

@@ -3,6 +3,7 @@
     python -m infra.activate --dry-run          # offline: what activation would change; runs nothing
     python -m infra.activate                    # for real: pulumi config set … && pulumi up -s dr
     python -m infra.activate --stack staging-dr --yes --at 2026-11-27T21:00:00Z
+    python -m infra.activate --record-test      # after the quarterly activation test: record it
 
 The sequence is exactly the design card's `pulumi config set activated true -s dr &&
 pulumi up -s dr`, plus what makes it safe and traceable:
@@ -25,6 +26,12 @@ Nothing here talks to the primary region: the dr stack's state backend, cluster,
 database and Route 53 (global) are all reachable with eu-west-3 gone.
 Exit status: 0 done (or dry run shown), 1 a step failed, 2 bad arguments or
 configuration, 3 the preview shows a stateful resource replaced or deleted.
+
+`--record-test` records that the plan's quarterly DR activation test was done (at `--at`, default
+now): `aws ssm put-parameter` of the time into the DR stack's record
+(`drplan.names.activation_test_parameter`), in the DR region. A daily function publishes the
+record's age and an alarm fires once it is older than a quarter plus the grace period
+(drplan.schedules); the quarterly tracked task names this command.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from drplan.names import activation_test_parameter
+from infra.commands import ACTIVATE, activate_command
 from infra.config import PROJECT, SECRET_KEYS, ConfigError, Role, parse
 from infra.mockrun import PAIRS, load_stack_config
 
@@ -62,14 +71,24 @@ def _timestamp(text: str) -> datetime:
     return at.astimezone(UTC)
 
 
+PROG = ACTIVATE
+command = activate_command  # this CLI's command line with given arguments (infra.commands)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m infra.activate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     dr_stacks = sorted(dr for _, dr in PAIRS.values())
     p.add_argument("--stack", default="dr", choices=dr_stacks, help="the DR stack to activate (default: dr)")
     p.add_argument("--dry-run", action="store_true", help="show every step and the offline preview; run nothing")
     p.add_argument("--yes", action="store_true", help="pass --yes to pulumi up (no interactive confirmation)")
     p.add_argument("--at", type=_timestamp, help="activation time to record (default: now, UTC)")
     p.add_argument("--pulumi", default="pulumi", help="the Pulumi CLI to run (default: pulumi on PATH)")
+    p.add_argument(
+        "--record-test",
+        action="store_true",
+        help="record that the quarterly DR activation test was done (at --at, default now); activates nothing",
+    )
+    p.add_argument("--aws", default="aws", help="the AWS CLI to run for --record-test (default: aws on PATH)")
     p.add_argument(
         "--no-offline-preview",
         action="store_true",
@@ -78,8 +97,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_stack(stack: str) -> tuple[bool, str]:
-    """The committed configuration of `stack` is valid and is a dr site."""
+def dr_config(stack: str):
+    """The committed configuration of `stack` (ConfigError if invalid)."""
     raw_file = load_stack_config(stack)
     prefix = f"{PROJECT}:"
     raw = {
@@ -87,8 +106,13 @@ def check_stack(stack: str) -> tuple[bool, str]:
     }
     raw.pop("activated", None)
     raw.pop("activatedAt", None)
+    return parse(raw, raw_file.get("aws:region"))
+
+
+def check_stack(stack: str) -> tuple[bool, str]:
+    """The committed configuration of `stack` is valid and is a dr site."""
     try:
-        cfg = parse(raw, raw_file.get("aws:region"))
+        cfg = dr_config(stack)
     except ConfigError as e:
         return False, str(e)
     if cfg.role is not Role.DR:
@@ -130,10 +154,46 @@ def steps(args: argparse.Namespace, at: datetime) -> list[Step]:
     ]
 
 
+def record_test_step(args: argparse.Namespace, at: datetime) -> Step:
+    region = dr_config(args.stack).region
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return Step("record the activation test", [
+        args.aws, "ssm", "put-parameter", "--name", activation_test_parameter(args.stack), "--type", "String",
+        "--value", stamp, "--overwrite", "--region", region])
+
+
+def record_test(args: argparse.Namespace, at: datetime, out) -> int:
+    if at > datetime.now(UTC) + timedelta(minutes=5):
+        print(f"--at {at.isoformat()} is in the future: record a test that was done (default: now)", file=out)
+        return 2
+    ok, message = check_stack(args.stack)
+    print(f"[1/2] check the committed configuration of {args.stack}: {'ok' if ok else 'FAILED'}", file=out)
+    print(f"        {message}", file=out)
+    if not ok:
+        return 2
+    step = record_test_step(args, at)
+    if args.dry_run:
+        print(f"[2/2] {step.title}: would run (dry run)\n        $ {step.shown}", file=out)
+        return 0
+    print(f"[2/2] {step.title}: running $ {step.shown}", file=out, flush=True)
+    try:
+        result = subprocess.run(step.argv or [], check=False)
+    except FileNotFoundError:
+        print(f"[2/2] {step.title}: FAILED: {args.aws!r} not found: install the AWS CLI or pass --aws PATH", file=out)
+        return 1
+    if result.returncode != 0:
+        print(f"[2/2] {step.title}: FAILED (exit {result.returncode}); nothing was recorded", file=out)
+        return 1
+    print(f"activation test of {args.stack} recorded at {step.argv[step.argv.index('--value') + 1]}", file=out)
+    return 0
+
+
 def main(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     args = parser().parse_args(argv)
     at = args.at or datetime.now(UTC).replace(microsecond=0)
+    if args.record_test:
+        return record_test(args, at, out)
     commands = steps(args, at)
     total = 2 + len(commands)
 
@@ -183,6 +243,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
         say(n, step.title, "ok")
     if args.dry_run:
         print("dry run complete: run again without --dry-run to activate", file=out)
+        print(f"after the quarterly activation test, record it: {command('--stack', args.stack, '--record-test')}",
+              file=out)
     else:
         print(f"DR site {args.stack} active since {at.isoformat().replace('+00:00', 'Z')}", file=out)
     return 0

@@ -49,3 +49,32 @@ def verify(event: Any, environ: Mapping[str, str] | None = None, *, actor: Actor
     store = store or _store(req, environ)
     return run_verify(req, store, _db(req, environ), actor=actor or Actor.from_environment(environ),
                       telemetry=telemetry or Telemetry.default()).as_dict()
+
+
+@one_contract
+def validate_restore(event: Any, environ: Mapping[str, str] | None = None, *, aws=None,
+                     telemetry: Telemetry | None = None) -> dict[str, Any]:
+    """The monthly DR drill's validation of a restore-testing job (lambdas/core/restore_test.py)."""
+    from lambdas.core.restore_test import RestoreTestRequest, validate_restore
+
+    environ = os.environ if environ is None else environ
+    cfg = load_request(RestoreTestRequest, {}, environ)  # the deployment's settings, refused before any I/O
+    if aws is None:
+        from lambdas.adapters.aws_tests import AwsTests
+
+        aws = AwsTests()
+    return validate_restore(event, cfg, aws, log=(telemetry or Telemetry()).log).as_dict()
+
+
+@one_contract
+def activation_test_age(event: Any, environ: Mapping[str, str] | None = None, *, store=None) -> dict[str, Any]:
+    """The daily age of the last recorded DR activation test (lambdas/core/overdue.py)."""
+    from lambdas.core.overdue import ActivationAgeRequest, publish_activation_test_age
+
+    environ = os.environ if environ is None else environ
+    cfg = load_request(ActivationAgeRequest, event, environ)
+    if store is None:
+        from lambdas.adapters.aws_tests import AwsTests
+
+        store = AwsTests()
+    return publish_activation_test_age(cfg, store)

@@ -7,11 +7,11 @@ of day-of-month / day-of-week must be `?`
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 
-from drplan.periods import HOUR
+from drplan.periods import HOUR, Unit
 from drplan.retention import GfsClass
-from drplan.schedules import Schedules, WeeklyTime
+from drplan.schedules import Schedules, WeeklyTime, calendar_period
 
 DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
@@ -21,7 +21,11 @@ def _at(t: time) -> str:
 
 
 def daily(s: Schedules) -> str:
-    return f"cron({_at(s.full_backup_at_utc)} * * ? *)"
+    return daily_at(s.full_backup_at_utc)
+
+
+def daily_at(t: time) -> str:
+    return f"cron({_at(t)} * * ? *)"
 
 
 def weekly_at(w: WeeklyTime) -> str:
@@ -54,3 +58,19 @@ def restore_test(s: Schedules) -> str:
 
 def for_class(s: Schedules, gfs: GfsClass) -> str:
     return {GfsClass.DAILY: daily, GfsClass.WEEKLY: weekly, GfsClass.MONTHLY: monthly, GfsClass.YEARLY: yearly}[gfs](s)
+
+
+def testing(every: timedelta, s: Schedules) -> str:
+    """One of the plan's testing periods (drplan.schedules: restore test, DR drill, activation test,
+    plan review) as cron: weekly is the weekly restore test's slot; every n months (n dividing a
+    year) and yearly fall on `testing_day_of_month` at `testing_at`, counted from January."""
+    period = calendar_period(every)
+    if period.unit is Unit.WEEKS and period.count == 1:
+        return restore_test(s)
+    if period.unit is Unit.MONTHS and 12 % period.count == 0:
+        months = "*" if period.count == 1 else f"1/{period.count}"
+    elif period.unit is Unit.YEARS and period.count == 1:
+        months = "1"
+    else:
+        raise ValueError(f"a testing period of {period} has no cron rendering (weekly, n months dividing 12, yearly)")
+    return f"cron({_at(s.testing_at)} {s.testing_day_of_month} {months} ? *)"

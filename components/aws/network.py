@@ -3,7 +3,9 @@ VPC endpoints the database, cache and backup functions need, least-privilege sec
 
 Nothing here has a route to the internet: AWS APIs are reached through endpoints (S3 as a
 gateway endpoint, KMS, Secrets Manager, CloudWatch Logs and Monitoring as interface
-endpoints with private DNS). With `existing_vpc_id`/`existing_subnet_ids` the component
+endpoints with private DNS; RDS and AWS Backup for the DR drill's validation function, which
+looks up the restored instance and reports to AWS Backup from inside the VPC). With
+`existing_vpc_id`/`existing_subnet_ids` the component
 creates only the security groups in that network (the existing network must provide the
 endpoints: a second interface endpoint with private DNS for the same service is refused).
 
@@ -35,7 +37,7 @@ HTTPS_PORT = 443
 MAX_AZS = 3
 MIN_AZS = 2
 SUBNET_PREFIX = 20  # /20 per subnet: 4096 addresses, room for Lambda ENIs
-INTERFACE_ENDPOINTS = ("kms", "secretsmanager", "logs", "monitoring")
+INTERFACE_ENDPOINTS = ("kms", "secretsmanager", "logs", "monitoring", "rds", "backup")
 # A year of flow logs: an intrusion or exfiltration is often found months later, and the
 # plan's yearly review looks back over the year. One of CloudWatch Logs' accepted periods.
 FLOW_LOG_RETENTION_DAYS = 365

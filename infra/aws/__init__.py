@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the concern modules load the AWS SDK: only when a site is b
     from infra.aws.audit import Audit
     from infra.aws.backup import Backups
     from infra.aws.data import DataTier
+    from infra.aws.drills import Drills
     from infra.aws.files import Files
     from infra.aws.functions import Functions
     from infra.aws.gdpr import Ledger
@@ -36,10 +37,11 @@ class AwsSite:
     ledger: Ledger
     monitoring: Monitoring
     audit: Audit  # the trail (dr stack only) and the Audit Manager framework
+    drills: Drills  # the plan's testing schedule beyond the weekly restore test (dr stack only)
 
 
 def build(site: Site) -> AwsSite:
-    from infra.aws import app, audit, backup, data, failover, files, functions, gdpr, monitoring, network
+    from infra.aws import app, audit, backup, data, drills, failover, files, functions, gdpr, monitoring, network
 
     net = network.build(site)
     user_files = files.build(site)
@@ -50,5 +52,6 @@ def build(site: Site) -> AwsSite:
     fns = functions.build(site, net, tier, user_files.access_logs, api)
     ledger = gdpr.build(site, user_files.access_logs)
     audited = audit.build(site, user_files.access_logs, fns)
-    alerts = monitoring.build(site, tier, user_files, fns, dns, audited.trail)
-    return AwsSite(net, user_files, tier, backups, api, dns, fns, ledger, alerts, audited)
+    alerts = monitoring.build(site, tier, user_files, fns, dns, audited.trail,
+                              testing=lambda topic: drills.build(site, net, tier, backups, fns, topic))
+    return AwsSite(net, user_files, tier, backups, api, dns, fns, ledger, alerts, audited, alerts.testing)

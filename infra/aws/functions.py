@@ -94,6 +94,8 @@ class Functions:
     # The runner in use: Lambda functions, or CronJobs on the site's cluster.
     lambdas: BackupFunctions | None = None
     cronjobs: BackupCronJobs | None = None
+    # The functions' image in this region (the plan's testing tasks run it too: infra/aws/drills.py).
+    image: pulumi.Input[str] | None = None
 
 
 def _bucket(site: Site, access_logs: AccessLogBucket) -> tuple[ReplicatedBucket, CustomerKey]:
@@ -134,7 +136,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, access_logs: AccessL
     if cfg.functions.runner == "kubernetes":
         jobs = _cronjobs(site, app, network, data, bucket, key, image, secret_arn, secret_key_arn, enabled)
         site.export("backupFunctions", info)
-        return Functions(bucket, key, repo, cronjobs=jobs)
+        return Functions(bucket, key, repo, cronjobs=jobs, image=image)
     functions = BackupFunctions(
         site.name("pg"),
         BackupFunctionsArgs(
@@ -172,7 +174,7 @@ def build(site: Site, network: SiteNetwork, data: DataTier, access_logs: AccessL
             "deadLetterQueue": functions.dlq.arn,
         },
     )
-    return Functions(bucket, key, repo, lambdas=functions)
+    return Functions(bucket, key, repo, lambdas=functions, image=image)
 
 
 def pod_identity_trust_policy() -> pulumi.Output[str]:

@@ -13,6 +13,7 @@ to a second topic of the same subscribers in us-east-1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,11 +23,14 @@ import pulumi
 from components.aws.alerts import AlarmSpec, AlertTopic, AlertTopicArgs, Dashboard, DashboardArgs
 from components.aws.audit_trail import CHANGE_METRIC, CHANGE_METRIC_NAMESPACE, AuditTrail
 from components.aws.dns_failover import DnsFailover
+from drplan.drills import dr_drill_bounds
+from drplan.names import ACTIVATION_TEST_AGE_SECONDS, DRILL_DATA_AGE_SECONDS, DRILL_RESTORE_SECONDS, DRILL_SUCCESS
 from drplan.names import METRIC_NAMESPACE as NAMESPACE
 from drplan.names import METRIC_SERVICE as SERVICE
 from drplan.objectives import PLAN_OBJECTIVE, SCENARIO_OBJECTIVES
 from drplan.periods import HOUR, MINUTE
 from drplan.recovery import ASSUMPTIONS
+from drplan.schedules import SCHEDULES
 from drplan.thresholds import BACKUP_OVERDUE_AFTER, REPLICATION_TIME_CONTROL
 from infra.aws.data import DataTier
 from infra.aws.files import Files
@@ -43,6 +47,8 @@ FAST_PERIOD = 5 * MINUTE
 FAST_PERIOD_S = int(FAST_PERIOD.total_seconds())
 # S3 storage metrics are published once a day.
 STORAGE_PERIOD = timedelta(days=1)
+# The activation test's age is published once a day (lambdas/core/overdue.py).
+DAILY_PERIOD = timedelta(days=1)
 GB = 1024**3
 # The strictest scenario's RTO: a verified restore slower than this would miss it.
 FASTEST_RTO = min(o.rto for o in SCENARIO_OBJECTIVES.values())
@@ -105,6 +111,41 @@ def alarm_specs(cfg: StackConfig) -> dict[str, AlarmSpec]:
             "AWS/Route53", "HealthCheckStatus", "Minimum", "below", 1, MINUTE,
             "Route 53 health check of a site reports unhealthy", missing_data_breaches=True,
         ),
+        **drill_alarm_specs(cfg),
+    }
+
+
+def drill_alarm_specs(cfg: StackConfig) -> dict[str, AlarmSpec]:
+    """The plan's periodic tests (infra/aws/drills.py raises them on the DR site): the monthly drill's
+    verdict, restore time and data age against drplan.drills, the activation test's age against a
+    quarter plus the grace period (a daily metric; missing data breaches: a dead clock pages too)."""
+    bounds = dr_drill_bounds(cfg.topology, cfg.scenario_objectives)
+    return {
+        "drill-failed": AlarmSpec(
+            NAMESPACE, DRILL_SUCCESS, "Minimum", "below", 1, METRIC_PERIOD,
+            "the monthly DR drill's validation reported DrillSuccess 0 (any failed check)",
+        ),
+        "drill-restore-too-slow": AlarmSpec(
+            NAMESPACE, DRILL_RESTORE_SECONDS, "Maximum", "above", bounds.restore_within.total_seconds(), METRIC_PERIOD,
+            "the drill's restore took longer than drplan.drills.dr_drill_bounds().restore_within (the RTO less the "
+            "other steps of the way back)",
+        ),
+        "drill-data-too-old": AlarmSpec(
+            NAMESPACE, DRILL_DATA_AGE_SECONDS, "Maximum", "above", bounds.data_age_within.total_seconds(),
+            METRIC_PERIOD, "the drill restored data older than drplan.drills.dr_drill_bounds().data_age_within (the "
+            "RPO of the DR vault's copies)",
+        ),
+        "*-dead-letters": AlarmSpec(
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "above", 0, FAST_PERIOD,
+            "a message in a testing task function's dead-letter queue",
+        ),
+        "activation-test-overdue": AlarmSpec(
+            NAMESPACE, ACTIVATION_TEST_AGE_SECONDS, "Maximum", "above",
+            SCHEDULES.activation_test_overdue_after.total_seconds(), DAILY_PERIOD,
+            "the last recorded activation test is older than drplan.schedules activation_test_every + "
+            "activation_test_grace; missing data breaches",
+            missing_data_breaches=True,
+        ),
     }
 
 
@@ -114,6 +155,8 @@ class Monitoring:
     # us-east-1 twin for the Route 53 health alarms (the dr stack, with DNS failover only).
     health: AlertTopic | None
     dashboard: Dashboard
+    # What `build(testing=...)` made with the site topic (infra/aws/drills.py: the testing schedule).
+    testing: Any = None
 
 
 def _fn_dims(database: str) -> dict[str, str]:
@@ -159,7 +202,10 @@ def build(
     functions: Functions,
     dns: DnsFailover | None,
     trail: AuditTrail | None = None,
+    testing: Callable[[AlertTopic], Any] | None = None,
 ) -> Monitoring:
+    """`testing` raises further alarms on the site topic (the plan's testing schedule) before the
+    dashboard and the `alerts` export list every alarm of the site."""
     cfg = site.cfg
     topic = AlertTopic(
         site.name("alerts"),
@@ -254,6 +300,7 @@ def build(
                     f"The {which} site's health endpoint fails Route 53's checks",
                 )
 
+    tested = testing(topic) if testing is not None else None
     dashboard = _dashboard(site, topic, db, replica, files, functions)
     site.export(
         "alerts",
@@ -265,7 +312,7 @@ def build(
             "thresholds": _thresholds(topic, specs),
         },
     )
-    return Monitoring(topic, health, dashboard)
+    return Monitoring(topic, health, dashboard, tested)
 
 
 def _vault_account_alarms(site: Site, topic: AlertTopic, specs: dict[str, AlarmSpec], functions: Functions) -> None:

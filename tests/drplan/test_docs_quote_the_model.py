@@ -13,7 +13,7 @@ import pytest
 
 from drplan.periods import Period
 from drplan.retention import COLD_STORAGE_AFTER, COLD_STORAGE_MIN_STAY, MULTIPART_ABORT, RETENTION
-from drplan.schedules import SCHEDULES
+from drplan.schedules import SCHEDULES, calendar_period
 from infra import docs, runbooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,10 @@ def _model_numbers() -> set[tuple[int, str]]:
     numbers = {(p.count, p.unit.value) for p in periods} | {(p.days, "d") for p in periods}
     s = SCHEDULES  # the plan's testing schedule (weekly, monthly, quarterly, yearly) in days
     numbers |= {(t.days, "d") for t in (s.restore_test_every, s.dr_drill_every, s.activation_test_every,
-                                        s.plan_review_every)}
+                                        s.plan_review_every, s.activation_test_grace,
+                                        s.activation_test_overdue_after)}
+    testing = (s.restore_test_every, s.dr_drill_every, s.activation_test_every, s.plan_review_every)
+    numbers |= {(p.count, p.unit.value) for p in map(calendar_period, testing)}  # 1w, 1mo, 3mo, 1y
     longest = max(r.longest.days for r in RETENTION.values())
     numbers.add((longest + 1, "d"))  # the ledger entry's lock: longest retention + its margin
     return numbers

@@ -201,8 +201,9 @@ def test_dr_plan_waits_for_the_promoted_database_and_tests_the_locked_copies(pro
     ]}]
     # Before activation nothing in this region matches: the standby is not tagged for backup.
     assert dr.one("aws:rds/instance:Instance").inputs["tags"].get(key) != value
-    test = dr.one("aws:backup/restoreTestingSelection:RestoreTestingSelection")
-    plan_rt = dr.one("aws:backup/restoreTestingPlan:RestoreTestingPlan")
+    # (The weekly restore test's; the monthly DR drill's, dr-drill, is tests/infra/test_drill_schedule.py's.)
+    test = dr.one("aws:backup/restoreTestingSelection:RestoreTestingSelection", "dr-backup-")
+    plan_rt = dr.one("aws:backup/restoreTestingPlan:RestoreTestingPlan", "dr-backup-")
     assert plan_rt.inputs["recoveryPointSelection"]["includeVaults"] == [dr.outputs["drBackupVaultArn"]]
     assert test.inputs["protectedResourceArns"] == ["*"] and test.inputs["protectedResourceType"] == "RDS"
     # "*" is this stack's recovery points only, not those of another stack sharing the account.

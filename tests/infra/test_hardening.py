@@ -12,6 +12,7 @@ import pytest
 from components.aws.audit_trail import CHANGE_METRIC, CHANGE_METRIC_NAMESPACE, REPORTS_PREFIX, WATCHED_CHANGES
 from components.aws.backup_functions import RESERVED_CONCURRENCY
 from components.aws.backup_plan import SELECTION_TAG, lock_bounds
+from drplan.names import METRIC_NAMESPACE
 from drplan.retention import RETENTION, Tier
 from drplan.schedules import SCHEDULES
 
@@ -246,9 +247,26 @@ def test_identity_policies_use_resource_star_only_for_eni_management(request, st
             if s["Effect"] == "Allow" and "*" in resources:
                 stars.append((p.name, s.get("Sid"), tuple(sorted(s["Action"]))))
     assert stars, "the Lambda functions' ENI statements are expected"
-    assert {sid for _, sid, _ in stars} == {"VpcNetworkInterfaces"}
-    assert all(all((a.startswith("ec2:") and "NetworkInterface" in a) or a == "ec2:DescribeSubnets" or
-                   a.endswith("PrivateIpAddresses") for a in actions) for _, _, actions in stars)
+    eni = [actions for _, sid, actions in stars if sid == "VpcNetworkInterfaces"]
+    assert eni and all(all((a.startswith("ec2:") and "NetworkInterface" in a) or a == "ec2:DescribeSubnets" or
+                           a.endswith("PrivateIpAddresses") for a in actions) for actions in eni)
+    # The testing schedule's actions without resource-level permissions (Service Authorization Reference:
+    # no resource type for backup:PutRestoreValidationResult, ssm:CreateOpsItem, cloudwatch:PutMetricData),
+    # each alone in its statement; PutMetricData bound to the project's namespace.
+    testing = {sid: actions for _, sid, actions in stars if sid != "VpcNetworkInterfaces"}
+    assert testing.items() <= STAR_ONLY.items(), testing
+    for p in run.of_type(ROLE_POLICY):
+        for st in _statements(p.inputs["policy"]):
+            if st.get("Sid") in ("PublishDrillMetrics", "PublishTheAge"):
+                assert st["Condition"] == {"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}
+
+
+STAR_ONLY = {
+    "ReportValidation": ("backup:PutRestoreValidationResult",),
+    "PublishDrillMetrics": ("cloudwatch:PutMetricData",),
+    "PublishTheAge": ("cloudwatch:PutMetricData",),
+    "OpenTrackedTask": ("ssm:CreateOpsItem",),
+}
 
 
 # --- AWS Backup Audit Manager --------------------------------------------------------------
