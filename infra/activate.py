@@ -127,10 +127,17 @@ def offline_preview(stack: str, at: datetime) -> tuple[bool, list[str]]:
 
     label = next(label for label, (_, dr) in PAIRS.items() if dr == stack)
     pair = run_pair(*PAIRS[label], dr_overrides={"postoucancer-dr:activated": False})
-    before, after = activation_runs(pair, at)
+    # The runs leave the time to the program (at=None): the same runs then serve every preview
+    # (and the offline plan) instead of two new program runs per activation time; the time this
+    # activation records is shown as the one output that depends on it.
+    before, after = activation_runs(pair, None)
     changes = diff_runs(before, after)
-    completion = diff_completion(pair, at)
-    lines = [str(c) for c in changes] + [f"output {c}" for c in output_changes(before, after)]
+    completion = diff_completion(pair, None)
+    stamp = at.isoformat().replace("+00:00", "Z")
+    lines = [str(c) for c in changes] + [
+        f"output activatedAt: (unset) → {stamp}" if c.path == "activatedAt" else f"output {c}"
+        for c in output_changes(before, after)
+    ]
     lines += ["then activationComplete:"] + [f"  {c}" for c in completion]
     risky = [c for c in changes + completion if c.risky]
     if risky:

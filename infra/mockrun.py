@@ -730,11 +730,37 @@ def run_stack(
     key = _run_key(stack, cfg, peer_outputs, stack_outputs)
     run = _RUNS.get(key)
     if run is None:
-        run = run_program(
+        run = _shared(key, lambda: run_program(
             _stack_program, stack, cfg, peer_outputs, account=_account_of(cfg), stack_outputs=stack_outputs
-        )
+        ))
         _remember(key, run)
     return copy.deepcopy(run)
+
+
+# A directory that processes running the same program share their runs through (the test
+# workers: tests/conftest.py sets it per session); unset, each process runs its own.
+SHARED_RUNS_ENV = "POSTOUCANCER_SHARED_RUNS"
+
+
+def _shared(key: str, compute: Callable[[], StackRun]) -> StackRun:
+    """compute(), or the record another process made of the same run (same program, config and
+    outputs read) in the shared directory; one process computes it while the others wait."""
+    root = os.environ.get(SHARED_RUNS_ENV)
+    if not root:
+        return compute()
+    import fcntl
+
+    path = Path(root) / f"{hashlib.sha256(key.encode()).hexdigest()}.pickle"
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if path.exists():
+            # Written by a process of this session into its own directory: not untrusted data.
+            return pickle.loads(path.read_bytes())  # noqa: S301
+        run = compute()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+        return run
 
 
 def run_many(specs: list[tuple[str, dict[str, Any], dict[str, Any] | None]], workers: int = 1) -> list[StackRun]:

@@ -68,3 +68,43 @@ def vault(pair_prod: PairRun) -> StackRun:
     """The backup-only account's stack, as the prod pair's bootstrap deployed it (first)."""
     assert pair_prod.vault is not None
     return pair_prod.vault
+
+
+def pytest_configure(config):
+    # The suite allocates millions of short-lived SDK objects (each mock-runtime run, tens of
+    # thousands); with CPython's default young-generation threshold (700) the cyclic collector
+    # sweeps the large heap of loaded SDK modules again and again. Fewer, larger collections:
+    # the same memory in the end, a fraction of the collector's time (infra/mockrun.py does
+    # the same around each run outside the tests).
+    import gc
+
+    gc.set_threshold(50_000, 20, 20)
+    # One record per mock-runtime run for the whole session: the first worker to need a run
+    # makes it, the others read it (infra/mockrun.py _shared), so the session fixtures and the
+    # activation variants are not recomputed by every xdist worker. Set once by the process
+    # that starts the workers (they inherit its environment).
+    import os
+    import tempfile
+    from datetime import UTC, datetime
+
+    from infra import mockrun
+
+    if mockrun.SHARED_RUNS_ENV not in os.environ:
+        os.environ[mockrun.SHARED_RUNS_ENV] = tempfile.mkdtemp(prefix="postoucancer-runs-")
+        config._postoucancer_shared_runs = os.environ[mockrun.SHARED_RUNS_ENV]
+    os.environ.setdefault(SESSION_START_ENV, datetime.now(UTC).replace(microsecond=0).isoformat())
+
+
+SESSION_START_ENV = "POSTOUCANCER_TEST_SESSION_START"
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    from infra import mockrun
+
+    created = getattr(config, "_postoucancer_shared_runs", None)
+    if created:
+        shutil.rmtree(created, ignore_errors=True)
+        os.environ.pop(mockrun.SHARED_RUNS_ENV, None)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
 
 from infra.activation import Change, diff_activation, diff_runs
 from infra.mockrun import load_stack_config, run_stack
+from tests.conftest import SESSION_START_ENV
 
 P = "postoucancer-dr:"
 AT = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
@@ -124,9 +126,9 @@ def test_activation_time_is_exported_and_stable(activated, dr):
     assert "activatedAt" not in dr.outputs and dr.outputs["activated"] is False
 
 
-# Runs are remembered per process: the activated run may be older than this test, never
-# older than the session.
-SESSION_START = datetime.now(UTC).replace(microsecond=0)
+# Runs are remembered for the session (and shared by its workers): the activated run may be
+# older than this test, never older than the session (tests/conftest.py).
+SESSION_START = datetime.fromisoformat(os.environ[SESSION_START_ENV])
 
 
 def test_activation_without_configured_time_uses_the_run_time(pair_prod):

@@ -127,9 +127,12 @@ def test_every_state_of_the_sequence_passes_the_policy_pack(rehearsal):
     assert [str(v) for v in violations if v.mandatory] == []
 
 
-def test_runs_forked_in_parallel_are_the_runs_made_in_sequence():
+def test_runs_forked_in_parallel_are_the_runs_made_in_sequence(monkeypatch):
     """The offline plan runs independent ups in forked processes (run_many, workers > 1)."""
     from infra import mockrun
+
+    # Both sides computed here: not read back from the session's shared records.
+    monkeypatch.delenv(mockrun.SHARED_RUNS_ENV, raising=False)
 
     base = mockrun.load_stack_config("staging-dr")
     specs = [
