@@ -394,9 +394,10 @@ class GfsBackupPlan(pulumi.ComponentResource):
             restore_testing_plan_name=self.restore_testing_plan.name,
             protected_resource_type="RDS",
             protected_resource_arns=test.resource_arns,
-            # "*" would otherwise test any RDS recovery point of the account's vaults.
+            # "*" would otherwise test any RDS recovery point of the account's vaults; named
+            # instances are scoped already (and a copy's source may be another stack's).
             protected_resource_conditions={"string_equals": self.selection_conditions(args)[1:]}
-            if args.stack is not None
+            if args.stack is not None and "*" in [a for a in test.resource_arns if isinstance(a, str)]
             else None,
             iam_role_arn=self.role.arn,
             validation_window_hours=int(RESTORE_VALIDATION_WINDOW.total_seconds() // 3600),

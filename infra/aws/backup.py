@@ -177,7 +177,12 @@ def _dr_plan(
         only_resources=[account.apply(lambda a: f"arn:aws:rds:{site.region}:{a}:db:*")],
         stack=site.stack,
         restore_test=RestoreTest(
-            resource_arns=["*"],
+            # The copies in this vault are of prod's database (tagged with prod's stack, so a
+            # condition on this stack's tag would select none of them); after activation, the
+            # promoted instance's own recovery points as well.
+            resource_arns=[a for a in (site.peer.get("databaseInstanceArn"),
+                                       data.instance.arn if data.instance is not None else None) if a is not None]
+            or ["*"],
             subnet_group_name=standby.subnet_group.name,
             security_group_ids=[network.database_sg.id],
         ),

@@ -205,9 +205,12 @@ def test_dr_plan_waits_for_the_promoted_database_and_tests_the_locked_copies(pro
     test = dr.one("aws:backup/restoreTestingSelection:RestoreTestingSelection", "dr-backup-")
     plan_rt = dr.one("aws:backup/restoreTestingPlan:RestoreTestingPlan", "dr-backup-")
     assert plan_rt.inputs["recoveryPointSelection"]["includeVaults"] == [dr.outputs["drBackupVaultArn"]]
-    assert test.inputs["protectedResourceArns"] == ["*"] and test.inputs["protectedResourceType"] == "RDS"
-    # "*" is this stack's recovery points only, not those of another stack sharing the account.
-    assert test.inputs["protectedResourceConditions"] == {
-        "stringEquals": [{"key": "aws:ResourceTag/postoucancer:stack", "value": "dr"}]}
+    # The DR vault holds copies of prod's database: the test names it (and the DR instance, for
+    # its own recovery points once promoted). A condition on this stack's tag would select none
+    # of the copies: they are of a resource tagged with prod's stack.
+    assert test.inputs["protectedResourceArns"] == [
+        prod.outputs["databaseInstanceArn"], dr.one("aws:rds/instance:Instance").outputs["arn"]]
+    assert test.inputs["protectedResourceType"] == "RDS"
+    assert not test.inputs.get("protectedResourceConditions")
     standby_subnets = dr.one("aws:rds/subnetGroup:SubnetGroup")
     assert test.inputs["restoreMetadataOverrides"]["dbsubnetgroupname"] == standby_subnets.outputs["name"]
