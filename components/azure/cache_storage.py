@@ -21,6 +21,7 @@ import pulumi_azure_native as azure_native
 
 from .identity import ManagedIdentity
 from .key_vault import VaultKey
+from .storage_account import hardened_account
 
 PURPOSE = "cache-persistence"  # policy/rules/azure_storage.py exempts it from soft delete
 
@@ -54,28 +55,8 @@ class CacheStorage(pulumi.ComponentResource):
             kind="StorageV2",
             sku={"name": "Standard_ZRS"},
             access_tier="Hot",
-            minimum_tls_version="TLS1_2",
-            enable_https_traffic_only=True,
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            allow_cross_tenant_replication=False,
-            allowed_copy_scope="AAD",
-            is_hns_enabled=False,
-            public_network_access="Enabled",
             # The cache reaches the account as a trusted service with its managed identity.
-            network_rule_set={"default_action": "Deny", "bypass": "AzureServices"},
-            identity={"type": "UserAssigned", "user_assigned_identities": [args.identity.id]},
-            encryption={
-                "key_source": "Microsoft.Keyvault",
-                "require_infrastructure_encryption": True,
-                "key_vault_properties": {"key_name": args.key.name, "key_vault_uri": args.key.vault_uri},
-                "encryption_identity": {"encryption_user_assigned_identity": args.identity.id},
-                "services": {
-                    "blob": {"enabled": True, "key_type": "Account"},
-                    "file": {"enabled": True, "key_type": "Account"},
-                },
-            },
+            **hardened_account(args.identity, args.key, bypass="AzureServices"),
             tags={"purpose": PURPOSE, **args.tags},
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )

@@ -196,29 +196,7 @@ class ProtectedStorageAccount(pulumi.ComponentResource):
             kind="StorageV2",
             sku={"name": args.sku},
             access_tier="Hot",
-            minimum_tls_version="TLS1_2",
-            enable_https_traffic_only=True,
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            allow_cross_tenant_replication=False,
-            # Copies from and to this account only within the tenant (no exfiltration by copy).
-            allowed_copy_scope="AAD",
-            is_hns_enabled=False,  # versioning, immutability and object replication need a flat namespace
-            public_network_access="Enabled",
-            network_rule_set={"default_action": "Deny", "bypass": "AzureServices, Logging, Metrics"},
-            identity={"type": "UserAssigned", "user_assigned_identities": [args.identity.id]},
-            encryption={
-                "key_source": "Microsoft.Keyvault",
-                "require_infrastructure_encryption": True,
-                # No key version: the account follows the key's rotation (automatic key version update).
-                "key_vault_properties": {"key_name": args.key.name, "key_vault_uri": args.key.vault_uri},
-                "encryption_identity": {"encryption_user_assigned_identity": args.identity.id},
-                "services": {
-                    "blob": {"enabled": True, "key_type": "Account"},
-                    "file": {"enabled": True, "key_type": "Account"},
-                },
-            },
+            **hardened_account(args.identity, args.key, bypass="AzureServices, Logging, Metrics"),
             immutable_storage_with_versioning=immutability,
             tags={"purpose": args.purpose, **args.tags},
             opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=args.depends_on),
@@ -305,3 +283,35 @@ class ProtectedStorageAccount(pulumi.ComponentResource):
         """The account id, known only once versioning (and the change feed) are on: replication
         refuses an account without them, so the peer is told of it no earlier."""
         return pulumi.Output.all(self.id, self.blob_service.id).apply(lambda a: a[0])
+
+
+def hardened_account(identity: ManagedIdentity, key: VaultKey, bypass: str) -> dict:
+    """What every storage account of this project has, whatever it holds: TLS 1.2 and HTTPS only,
+    no public blob access, no shared keys (Entra ID only), copies within the tenant, a flat
+    namespace, the network closed but to `bypass` trusted services, and infrastructure
+    encryption with the customer key through the account's own identity."""
+    return dict(
+        minimum_tls_version="TLS1_2",
+        enable_https_traffic_only=True,
+        allow_blob_public_access=False,
+        allow_shared_key_access=False,
+        default_to_o_auth_authentication=True,
+        allow_cross_tenant_replication=False,
+        # Copies from and to this account only within the tenant (no exfiltration by copy).
+        allowed_copy_scope="AAD",
+        is_hns_enabled=False,  # versioning, immutability and object replication need a flat namespace
+        public_network_access="Enabled",
+        network_rule_set={"default_action": "Deny", "bypass": bypass},
+        identity={"type": "UserAssigned", "user_assigned_identities": [identity.id]},
+        encryption={
+            "key_source": "Microsoft.Keyvault",
+            "require_infrastructure_encryption": True,
+            # No key version: the account follows the key's rotation (automatic key version update).
+            "key_vault_properties": {"key_name": key.name, "key_vault_uri": key.vault_uri},
+            "encryption_identity": {"encryption_user_assigned_identity": identity.id},
+            "services": {
+                "blob": {"enabled": True, "key_type": "Account"},
+                "file": {"enabled": True, "key_type": "Account"},
+            },
+        },
+    )
