@@ -68,3 +68,27 @@ def commands(path: Path, section: str | None = None) -> list[Command]:
         out.append(Command(path, start, (pending + line).strip()))
         pending = ""
     return out
+
+
+def option(argv: list[str], *names: str) -> str | None:
+    """The value of the first of `names` (`--stack dr` or `--stack=dr`) in a command's argv."""
+    for i, a in enumerate(argv):
+        for n in names:
+            if a == n and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(n + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def positionals(argv: list[str], with_value: set[str]) -> list[str]:
+    """The arguments that are not flags, skipping the values of the flags in `with_value`."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in with_value:
+            skip = True
+        elif not a.startswith("-"):
+            out.append(a)
+    return out

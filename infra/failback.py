@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.activation import Change, diff_runs
+from infra.commands import option, positionals
 from infra.config import PROJECT
 from infra.mockrun import ROOT, PairRun, StackRun, run_many
 from infra.runbooks import README_WALKTHROUGH, Command
@@ -99,25 +100,6 @@ def _expand(cmd: Command) -> list[Command]:
     ]
 
 
-def _stack_of(argv: list[str]) -> str | None:
-    for flag in ("--stack", "-s"):
-        if flag in argv:
-            return argv[argv.index(flag) + 1]
-    return None
-
-
-def _positionals(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--stack", "-s"):
-            skip = True
-        elif not a.startswith("-"):
-            out.append(a)
-    return out
-
-
 def _value(text: str) -> Any:
     """As the CLI stores a value set with --path: true/false and integers typed, the rest strings."""
     if text in ("true", "false"):
@@ -177,8 +159,8 @@ def _plan(pair: PairRun, commands: list[Command]) -> tuple[list[_Planned], list[
         argv = cmd.argv
         if argv[0] != "pulumi":
             continue
-        stack = _stack_of(argv)
-        pos = _positionals(argv[1:])
+        stack = option(argv, "--stack", "-s")
+        pos = positionals(argv[1:], {"--stack", "-s"})
         if stack not in configs:
             continue  # login, or a stack this pair does not have
         if pos[:2] == ["config", "set"]:

@@ -20,6 +20,7 @@ import pytest
 from drplan.objectives import Scenario
 from drplan.periods import format_duration
 from infra import config
+from infra.commands import option, positionals
 from infra.mockrun import ROOT, load_stack_config, run_stack
 from infra.runbooks import BEGIN, all_commands, commands, runbook_path, stale
 from infra.runbooks import achieved as achieved_objectives
@@ -76,43 +77,21 @@ def runs(pair_prod):
     return {"prod": [pair_prod.primary], "dr": [pair_prod.dr, activated], "vault": [pair_prod.vault]}
 
 
-def _option(argv: list[str], *names: str) -> str | None:
-    for i, a in enumerate(argv):
-        for n in names:
-            if a == n and i + 1 < len(argv):
-                return argv[i + 1]
-            if a.startswith(n + "="):
-                return a.split("=", 1)[1]
-    return None
-
-
-def _positionals(argv: list[str], with_value: set[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in with_value:
-            skip = True
-        elif not a.startswith("-"):
-            out.append(a)
-    return out
-
-
 def _check_pulumi(argv, runs):
     if argv[1] == "login":  # the state backend: a self-managed one in the DR region
         (url,) = argv[2:]
         assert url.startswith("s3://") and "region=" in url, url
         return
     # `pulumi stack init <stack>` names its stack as a positional argument.
-    stack = argv[3] if argv[1:3] == ["stack", "init"] and len(argv) > 3 else _option(argv, "--stack", "-s")
+    stack = argv[3] if argv[1:3] == ["stack", "init"] and len(argv) > 3 else option(argv, "--stack", "-s")
     assert stack in runs, f"--stack names no stack of this project: {stack}"
     assert (ROOT / f"Pulumi.{stack}.yaml").exists()
     flags = {a for a in argv[2:] if a.startswith("-")} - {"--stack", "-s", "--policy-pack", "--secrets-provider"}
     assert flags <= {"--yes", "--diff", "--json", "--path", "--secret"}, flags
     sub = argv[1]
-    pos = _positionals(argv[2:], {"--stack", "-s", "--policy-pack", "--secrets-provider"})
+    pos = positionals(argv[2:], {"--stack", "-s", "--policy-pack", "--secrets-provider"})
     if "--policy-pack" in argv:
-        assert sub == "preview" and _option(argv, "--policy-pack") == "policy"
+        assert sub == "preview" and option(argv, "--policy-pack") == "policy"
         assert (ROOT / "policy" / "PulumiPolicy.yaml").exists()
     if sub in ("up", "preview", "refresh"):
         assert pos == []
@@ -142,7 +121,7 @@ def _check_pulumi(argv, runs):
         assert pos[0] in ("output", "select", "init")
         if pos[0] == "init":
             assert pos[1] == stack or (ROOT / f"Pulumi.{pos[1]}.yaml").exists(), pos
-            provider = _option(argv, "--secrets-provider")
+            provider = option(argv, "--secrets-provider")
             assert provider is None or provider.startswith("awskms://"), provider
         if pos[0] == "output" and len(pos) > 1:
             exported = set().union(*(r.outputs for r in runs[stack]))
@@ -190,17 +169,17 @@ def _check_python(argv, runs):
 
 
 def _check_kubectl(argv, runs):
-    site = _option(argv, "--context")
-    namespace = _option(argv, "-n", "--namespace")
+    site = option(argv, "--context")
+    namespace = option(argv, "-n", "--namespace")
     assert site in runs, f"--context names no site: {site}"
     run = runs[site][0]
     (ns,) = run.of_type("kubernetes:core/v1:Namespace")
     assert namespace == ns.inputs["metadata"]["name"]
     deployment = run.one("kubernetes:apps/v1:Deployment").inputs["metadata"]["name"]
-    pos = _positionals(argv[1:], {"--context", "-n", "--namespace"})
+    pos = positionals(argv[1:], {"--context", "-n", "--namespace"})
     assert pos[-1] == f"deployment/{deployment}", pos
     if pos[0] == "scale":
-        replicas = int(_option(argv, "--replicas"))
+        replicas = int(option(argv, "--replicas"))
         app = {**config.App().model_dump(by_alias=True), **load_stack_config(site).get(P + "app", {})}
         assert replicas in (0, app["replicas"], app["standbyReplicas"]), f"{replicas} is no size of {site}"
     else:
@@ -236,7 +215,7 @@ def _check_aws(argv, runs):
 
 def _check_psql(argv, runs):
     assert argv[1].startswith("$"), "psql takes its DSN from the environment, never inline"
-    sql = _option(argv, "-c")
+    sql = option(argv, "-c")
     assert sql, "psql -c <SQL>"
     first = sql.split()[0].lower()
     # The one write a runbook may make: failback's write pause (and its lifting), which makes
@@ -274,9 +253,9 @@ def test_the_ransomware_runbook_restores_from_the_vault_accounts_real_vaults(pai
     named = []
     for c in commands(runbook_path(Scenario.RANSOMWARE)):
         for flag in ("--backup-vault-name", "--source-backup-vault-name"):
-            name = _option(c.argv, flag)
+            name = option(c.argv, flag)
             if name and name.startswith("postoucancer-vault"):
-                assert vaults.get(name) == _option(c.argv, "--region"), c
+                assert vaults.get(name) == option(c.argv, "--region"), c
                 named.append(name)
     assert set(named) == set(vaults)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.commands import option
 from infra.mockrun import ROOT, run_stack
 from infra.runbooks import commands
 from tests.infra.test_runbooks import _check_pulumi, _check_python
@@ -37,20 +38,16 @@ def _check(argv, runs):
             # The image the jobs run (infra/azure/functions.py), built from the functions' Dockerfile.
             from infra.azure.functions import IMAGE_REPOSITORY
 
-            assert _option(argv, "--image") == f"{IMAGE_REPOSITORY}:1.0.0", argv
-            assert (ROOT / _option(argv, "--file")).exists() and argv[-1] == ".", argv
+            assert option(argv, "--image") == f"{IMAGE_REPOSITORY}:1.0.0", argv
+            assert (ROOT / option(argv, "--file")).exists() and argv[-1] == ".", argv
         return
     if argv[0] == "pulumi" and argv[1] == "login":
         assert argv[2].startswith("azblob://"), argv
         return
     if argv[0] == "pulumi" and argv[1:3] == ["stack", "init"]:
-        assert argv[3] in runs and _option(argv, "--secrets-provider").startswith("azurekeyvault://"), argv
+        assert argv[3] in runs and option(argv, "--secrets-provider").startswith("azurekeyvault://"), argv
         return
     {"pulumi": _check_pulumi, "python": _check_python}[argv[0]](argv, runs)
-
-
-def _option(argv, name):
-    return argv[argv.index(name) + 1]
 
 
 def test_the_deployment_walkthrough_uses_the_bootstrap_order_and_locks():
