@@ -17,10 +17,11 @@ import pulumi_kubernetes as k8s
 
 from components.aws.certificate import RegionalCertificate, RegionalCertificateArgs
 from components.aws.network import POSTGRES_PORT, REDIS_PORT, SiteNetwork
-from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs, Autoscaling
+from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs
 from infra.aws.data import DataTier, database_secret
 from infra.aws.files import Files
 from infra.aws.functions import pod_identity_trust_policy
+from infra.cluster import api_scale, site_cluster
 from infra.config import StackConfig
 from infra.site import Site
 
@@ -205,25 +206,15 @@ def _certificate(site: Site) -> pulumi.Input[str] | None:
 def build(site: Site, data: DataTier, files: Files, network: SiteNetwork) -> App:
     cfg = site.cfg
     app = cfg.app
-    kubeconfig = pulumi.Config().require_secret("kubeconfig")
-    provider = k8s.Provider(site.name("k8s"), kubeconfig=kubeconfig, enable_server_side_apply=True)
-    namespace = k8s.core.v1.Namespace(
-        site.name("namespace"),
-        metadata={"name": app.namespace, "labels": {"app.kubernetes.io/part-of": "postoucancer"}},
-        opts=pulumi.ResourceOptions(provider=provider),
-    )
-    is_serving = serving(cfg, site.is_dr)
-    replicas = app.replicas if is_serving else app.standby_replicas
-    # The HPA owns the scale: production bounds when serving; a standby is pinned at one pod
-    # (a pilot light's 0 is declared on the Deployment, where the HPA leaves it alone).
-    bounds = (app.replicas, app.max_replicas) if is_serving else (1, 1)
+    provider, namespace = site_cluster(site)
+    scale = api_scale(app, serving(cfg, site.is_dr))
     api = ApiServer(
         site.name("api"),
         ApiServerArgs(
             namespace=app.namespace,
             image=app.image,
-            autoscaling=Autoscaling(*bounds, app.cpu_target_percent),
-            pilot_light=replicas == 0,
+            autoscaling=scale.autoscaling,
+            pilot_light=scale.pilot_light,
             health_path=app.health_path,
             port=app.port,
             hostname=app.hostname or cfg.dns.record_name,
@@ -245,8 +236,8 @@ def build(site: Site, data: DataTier, files: Files, network: SiteNetwork) -> App
         "app",
         {
             "namespace": app.namespace,
-            "replicas": replicas,
-            "scale": "production" if is_serving else ("pilot-light" if replicas == 0 else "warm-standby"),
+            "replicas": scale.replicas,
+            "scale": scale.label,
             "healthPath": app.health_path,
         },
     )

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs, Autoscaling
+from components.k8s.api import APP_NAME, ApiServer, ApiServerArgs
 from infra.azure.cache import REDIS_TLS_PORT, Cache
 from infra.azure.credentials import SECRET_NAME, Credentials
 from infra.azure.data import Database
 from infra.azure.files import CONTAINER as FILES_CONTAINER
 from infra.azure.files import Files
+from infra.cluster import api_scale, site_cluster
 from infra.config import ConfigError
 from infra.site import Site
 
@@ -80,24 +81,16 @@ def build(site: Site, db: Database, cache: Cache, files: Files, creds: Credentia
             f"config key 'postoucancer-dr:app.ingressClass' = \"alb\" is the AWS Load Balancer Controller's, which "
             f"an AKS cluster does not run; fix: pulumi config set --path app.ingressClass {AKS_APP_ROUTING_CLASS}"
         )
-    kubeconfig = pulumi.Config().require_secret("kubeconfig")
-    provider = k8s.Provider(site.name("k8s"), kubeconfig=kubeconfig, enable_server_side_apply=True)
-    namespace = k8s.core.v1.Namespace(
-        site.name("namespace"),
-        metadata={"name": app.namespace, "labels": {"app.kubernetes.io/part-of": "postoucancer"}},
-        opts=pulumi.ResourceOptions(provider=provider),
-    )
-    is_serving = serving(site)
-    replicas = app.replicas if is_serving else app.standby_replicas
-    bounds = (app.replicas, app.max_replicas) if is_serving else (1, 1)
+    provider, namespace = site_cluster(site)
+    scale = api_scale(app, serving(site))
     annotations = {KEYVAULT_CERT_ANNOTATION: azure.tls_certificate_uri} if azure.tls_certificate_uri else {}
     api = ApiServer(
         site.name("api"),
         ApiServerArgs(
             namespace=app.namespace,
             image=app.image,
-            autoscaling=Autoscaling(*bounds, app.cpu_target_percent),
-            pilot_light=replicas == 0,
+            autoscaling=scale.autoscaling,
+            pilot_light=scale.pilot_light,
             health_path=app.health_path,
             port=app.port,
             hostname=app.hostname,
@@ -116,8 +109,8 @@ def build(site: Site, db: Database, cache: Cache, files: Files, creds: Credentia
         "app",
         {
             "namespace": app.namespace,
-            "replicas": replicas,
-            "scale": "production" if is_serving else ("pilot-light" if replicas == 0 else "warm-standby"),
+            "replicas": scale.replicas,
+            "scale": scale.label,
             "healthPath": app.health_path,
             "ingressClass": app.ingress_class,
         },
