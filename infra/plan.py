@@ -423,5 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """`python -m infra.plan` and its console script: main, then a quick exit (mockrun.exiting)."""
+    from infra.mockrun import exiting
+
+    return exiting(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -226,5 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def cli() -> int:
+    """`python -m infra.policy_check` and its console script: main, then a quick exit (mockrun.exiting)."""
+    from infra.mockrun import exiting
+
+    return exiting(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
