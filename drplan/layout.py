@@ -6,7 +6,7 @@ function roles are scoped to these prefixes. Plain constants, no imports of note
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 # Object tag carrying the GFS generation (drplan.retention.GfsClass value): lifecycle rules
 # expire objects per tag value, so retention is enforced by the storage, not by code.
@@ -23,6 +23,14 @@ DUMP_SUFFIX = ".pgdump.zst"
 def slot_id(slot: datetime) -> str:
     """A schedule slot as a key component; sorts chronologically as text."""
     return slot.strftime("%Y-%m-%dT%H%MZ")
+
+
+def parse_slot_id(text: str) -> datetime | None:
+    """The slot a key component names (slot_id's inverse), or None if it names none."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _base(prefix: str, database: str) -> str:

@@ -110,7 +110,14 @@ def newest_manifest(store: ObjectStore, prefix: str, database: str) -> str:
     if not firsts:
         raise VerifyFailed(f"no backup of {database!r} under {layout.manifests_prefix(prefix, database)}",
                            cause="no_backup", database=database)
-    return max(firsts.values(), key=lambda v: (v.stored_at, v.key)).key
+    # The store's clock has a second's resolution: a manifest forged in the same second as a real
+    # one ties with it, and the slot its key claims must not break the tie in its favour.
+    return max(firsts.values(), key=lambda v: (v.stored_at, not _claims_the_future(v), v.key)).key
+
+
+def _claims_the_future(v: ObjectVersion) -> bool:
+    slot = layout.parse_slot_id(v.key.rsplit("/", 1)[-1].removesuffix(".json"))
+    return slot is not None and slot > v.stored_at + CLOCK_SKEW
 
 
 def _cross_check(m: Manifest, key: str) -> None:
