@@ -20,15 +20,18 @@ VERIFY_DIR = "verifications"
 DUMP_SUFFIX = ".pgdump.zst"
 
 
+SLOT_ID_FORMAT = "%Y-%m-%dT%H%MZ"
+
+
 def slot_id(slot: datetime) -> str:
     """A schedule slot as a key component; sorts chronologically as text."""
-    return slot.strftime("%Y-%m-%dT%H%MZ")
+    return slot.strftime(SLOT_ID_FORMAT)
 
 
 def parse_slot_id(text: str) -> datetime | None:
     """The slot a key component names (slot_id's inverse), or None if it names none."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H%MZ").replace(tzinfo=UTC)
+        return datetime.strptime(text, SLOT_ID_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from drplan.names import activation_test_parameter
 from infra.commands import ACTIVATE, activate_command
 from infra.config import PROJECT, SECRET_KEYS, ConfigError, Role, parse
-from infra.mockrun import PAIRS, load_stack_config
+from infra.mockrun import PAIRS, exiting, load_stack_config
 
 
 @dataclass
@@ -259,8 +259,6 @@ def main(argv: list[str] | None = None, out=None) -> int:
 
 def cli() -> int:
     """`python -m infra.activate` and its console script: main, then a quick exit (mockrun.exiting)."""
-    from infra.mockrun import exiting
-
     return exiting(main())
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import ConfigError
-from infra.mockrun import PAIRS, PairRun, Recorded, StackRun, fork_map, run_pair
+from infra.mockrun import PAIRS, PairRun, Recorded, StackRun, exiting, fork_map, run_pair
 
 # Properties worth a glance, in the order shown; values of other keys stay in --json.
 KEY_PROPERTIES = (
@@ -425,8 +425,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> int:
     """`python -m infra.plan` and its console script: main, then a quick exit (mockrun.exiting)."""
-    from infra.mockrun import exiting
-
     return exiting(main())
 
 

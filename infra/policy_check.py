@@ -44,7 +44,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from infra import sdk
-from infra.mockrun import PAIRS, Recorded, StackRun, run_pair
+from infra.mockrun import PAIRS, Recorded, StackRun, exiting, run_pair
 
 PROJECT = "postoucancer-dr"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -228,8 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cli() -> int:
     """`python -m infra.policy_check` and its console script: main, then a quick exit (mockrun.exiting)."""
-    from infra.mockrun import exiting
-
     return exiting(main())
 
 

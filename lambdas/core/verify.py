@@ -116,7 +116,8 @@ def newest_manifest(store: ObjectStore, prefix: str, database: str) -> str:
 
 
 def _claims_the_future(v: ObjectVersion) -> bool:
-    slot = layout.parse_slot_id(v.key.rsplit("/", 1)[-1].removesuffix(".json"))
+    match = _MANIFEST_KEY.match(v.key)
+    slot = layout.parse_slot_id(match["slot"]) if match else None
     return slot is not None and slot > v.stored_at + CLOCK_SKEW
 
 
